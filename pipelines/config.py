@@ -1,0 +1,378 @@
+"""Configuration as data: ``conf/*.yml`` -> frozen dataclasses.
+
+Files are read in this order and deep-merged (later wins): ``base.yml``, ``sources.yml``,
+``tables/*.yml`` (sorted), then ``<env>.yml``. Every file is checked on its own first, so an unknown key
+is reported with the file it sits in, its dotted path and the keys allowed there.
+
+A few environment variables override paths (never secrets, which do not belong in these files):
+
+- ``MEDALLION_ENV``        environment name when ``--env`` is not given (default ``local``)
+- ``MEDALLION_CONF_DIR``   folder holding the YAML files (default: ``conf/`` of the checkout, else the packaged copy)
+- ``MEDALLION_HOME``       base folder for relative local paths (default ``paths.home`` from conf)
+- ``MEDALLION_LAKEHOUSE``  / ``MEDALLION_LANDING`` / ``MEDALLION_STATE``  override single paths
+- ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from pipelines.errors import ConfigError
+
+LAYERS = ("bronze", "silver", "gold")
+ENGINES = ("auto", "native", "offline")
+WRITE_MODES = ("append", "overwrite", "merge")
+SOURCE_FORMATS = ("csv", "jsonl")
+REDELIVERY_POLICIES = ("reingest", "skip", "fail")
+
+
+@dataclass(frozen=True)
+class SparkConf:
+    """How a local session is built (ignored on Databricks, where the cluster owns these)."""
+
+    master: str = "local[*]"
+    app_name: str = "medallion"
+    shuffle_partitions: int = 4
+    timezone: str = "UTC"
+    driver_memory: str = "2g"
+    ui: bool = False
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OfflineConf:
+    """Limits of the offline (delta-rs) engine."""
+
+    # deltalake's MERGE takes its source as Arrow on the driver: bigger sources are refused.
+    merge_max_source_rows: int = 5_000_000
+    # Rows per parquet file when Spark writes (0 = Spark's default: one file per task).
+    max_rows_per_file: int = 0
+
+
+@dataclass(frozen=True)
+class StorageConf:
+    """Where tables live and which Delta engine writes them."""
+
+    engine: str = "auto"
+    # path: <paths.lakehouse>/<layer>/<table>;  catalog: <catalog>.<schema>.<table> (Unity Catalog).
+    naming: str = "path"
+    catalog: str | None = None
+    schemas: Mapping[str, str] = field(default_factory=lambda: {layer: layer for layer in LAYERS})
+    # A folder of Delta jars for the native engine on a local machine (also MEDALLION_DELTA_JARS).
+    delta_jars: str | None = None
+    offline: OfflineConf = field(default_factory=OfflineConf)
+
+
+@dataclass(frozen=True)
+class PathsConf:
+    """Local folders. Relative paths are resolved against ``home``, itself relative to the working directory."""
+
+    home: str = ".medallion"
+    lakehouse: str = "lakehouse"
+    landing: str = "landing"
+    state: str = "state"
+
+
+@dataclass(frozen=True)
+class SourceConf:
+    """A source system's drop into the landing folder."""
+
+    format: str
+    pattern: str
+    columns: tuple[str, ...]
+    description: str = ""
+    # What to do when a file arrives again under a name already ingested, with other size or mtime.
+    redelivery: str = "reingest"
+
+
+@dataclass(frozen=True)
+class WriteConf:
+    mode: str = "append"
+    keys: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableConf:
+    """One table, declared once: the runner, the jobs and the docs all read this."""
+
+    layer: str
+    description: str
+    # Bronze tables ingest a landing source; later layers name their input tables and a transformation.
+    source: str | None = None
+    inputs: tuple[str, ...] = ()
+    transform: str | None = None
+    write: WriteConf = field(default_factory=WriteConf)
+    columns: Mapping[str, str] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = ""
+    conf_dir: str = ""
+    project: str = "medallion"
+    spark: SparkConf = field(default_factory=SparkConf)
+    storage: StorageConf = field(default_factory=StorageConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+    sources: Mapping[str, SourceConf] = field(default_factory=dict)
+    tables: Mapping[str, TableConf] = field(default_factory=dict)
+
+    # ---- resolved paths -------------------------------------------------------------------------
+    def _resolve(self, value: str, env_var: str) -> Path:
+        override = os.environ.get(env_var)
+        home = Path(os.environ.get("MEDALLION_HOME") or self.paths.home).expanduser()
+        path = Path(override or value).expanduser()
+        if not path.is_absolute():
+            path = home / path
+        return path.absolute()
+
+    @property
+    def lakehouse_dir(self) -> Path:
+        return self._resolve(self.paths.lakehouse, "MEDALLION_LAKEHOUSE")
+
+    @property
+    def landing_dir(self) -> Path:
+        return self._resolve(self.paths.landing, "MEDALLION_LANDING")
+
+    @property
+    def state_dir(self) -> Path:
+        return self._resolve(self.paths.state, "MEDALLION_STATE")
+
+    def table(self, name: str) -> TableConf:
+        try:
+            return self.tables[name]
+        except KeyError:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, list(self.tables), n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"unknown table {name!r}: it is declared in no file of {self.conf_dir}/tables.{hint}"
+            ) from None
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+
+
+def default_conf_dir() -> Path:
+    override = os.environ.get("MEDALLION_CONF_DIR")
+    if override:
+        return Path(override)
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / "base.yml").is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "conf"  # the copy packaged in the wheel
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, found {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _convert(tp: Any, value: Any, where: str, source: str) -> Any:
+    """Turn YAML data into ``tp``, rejecting unknown keys and wrong types with a precise message."""
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {where} must not be empty")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {where} must be a mapping, found {value!r}")
+        hints = get_type_hints(tp)
+        names = _allowed_keys(tp)
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {where + '.' if where else ''}{unknown[0]}; "
+                f"allowed keys there: {', '.join(names)}"
+            )
+        kwargs = {}
+        for name in names:
+            if name in value:
+                kwargs[name] = _convert(
+                    hints[name], value[name], f"{where}.{name}" if where else name, source
+                )
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            missing = [
+                f.name
+                for f in dataclasses.fields(tp)
+                if f.init
+                and f.name not in kwargs
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+            ]
+            raise ConfigError(f"{source}: {where} is missing required key(s): {', '.join(missing)}") from exc
+    origin = get_origin(tp)
+    if origin in (Mapping, dict, typing.Mapping):
+        key_tp, val_tp = get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {where} must be a mapping, found {value!r}")
+        return types.MappingProxyType(
+            {str(k): _convert(val_tp, v, f"{where}.{k}", source) for k, v in value.items()}
+        )
+    if origin is tuple:
+        (item_tp, _ellipsis) = get_args(tp)
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: {where} must be a list, found {value!r}")
+        return tuple(_convert(item_tp, v, f"{where}[{i}]", source) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where} must be true or false, found {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {where} must be a whole number, found {value!r}")
+        return value
+    if tp is str:
+        if isinstance(value, Mapping | list):
+            raise ConfigError(f"{source}: {where} must be a text value, found {value!r}")
+        return str(value)
+    raise ConfigError(f"{source}: {where}: unsupported type {tp}")  # pragma: no cover
+
+
+def _allowed_keys(tp: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(tp) if f.init and f.name not in ("env", "conf_dir")]
+
+
+def _check_keys(tp: Any, value: Any, where: str, source: str) -> None:
+    """Reject unknown keys in one file (values and required keys are checked after merging)."""
+    tp, _ = _unwrap_optional(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        names = _allowed_keys(tp)
+        hints = get_type_hints(tp)
+        for key, sub in value.items():
+            if key not in names:
+                raise ConfigError(
+                    f"{source}: unknown key {where + '.' if where else ''}{key}; "
+                    f"allowed keys there: {', '.join(names)}"
+                )
+            _check_keys(hints[key], sub, f"{where}.{key}" if where else str(key), source)
+    elif get_origin(tp) in (Mapping, dict, typing.Mapping) and isinstance(value, Mapping):
+        _key_tp, val_tp = get_args(tp)
+        for key, sub in value.items():
+            _check_keys(val_tp, sub, f"{where}.{key}", source)
+
+
+def _validate(settings: Settings) -> None:
+    src = f"{settings.conf_dir} (env {settings.env})"
+    if settings.storage.engine not in ENGINES:
+        raise ConfigError(
+            f"{src}: storage.engine is {settings.storage.engine!r}; allowed: {', '.join(ENGINES)}"
+        )
+    if settings.storage.naming not in ("path", "catalog"):
+        raise ConfigError(f"{src}: storage.naming is {settings.storage.naming!r}; allowed: path, catalog")
+    if settings.storage.naming == "catalog" and not settings.storage.catalog:
+        raise ConfigError(f"{src}: storage.naming is 'catalog' but storage.catalog is not set")
+    missing_layers = [layer for layer in LAYERS if layer not in settings.storage.schemas]
+    if missing_layers:
+        raise ConfigError(f"{src}: storage.schemas lacks the layer(s) {', '.join(missing_layers)}")
+    for name, source in settings.sources.items():
+        if source.format not in SOURCE_FORMATS:
+            raise ConfigError(
+                f"{src}: sources.{name}.format is {source.format!r}; allowed: {', '.join(SOURCE_FORMATS)}"
+            )
+        if source.redelivery not in REDELIVERY_POLICIES:
+            raise ConfigError(
+                f"{src}: sources.{name}.redelivery is {source.redelivery!r}; "
+                f"allowed: {', '.join(REDELIVERY_POLICIES)}"
+            )
+        if not source.columns:
+            raise ConfigError(f"{src}: sources.{name}.columns must list the columns the source delivers")
+    for name, table in settings.tables.items():
+        layer, _, short = name.partition(".")
+        if layer not in LAYERS or not short:
+            raise ConfigError(
+                f"{src}: table name {name!r} must be <layer>.<table> with layer one of {LAYERS}"
+            )
+        if table.layer != layer:
+            raise ConfigError(
+                f"{src}: table {name} declares layer {table.layer!r} but its name says {layer!r}"
+            )
+        if table.write.mode not in WRITE_MODES:
+            raise ConfigError(
+                f"{src}: tables.{name}.write.mode is {table.write.mode!r}; allowed: {', '.join(WRITE_MODES)}"
+            )
+        if table.write.mode == "merge" and not table.write.keys:
+            raise ConfigError(f"{src}: tables.{name} is written with merge but declares no write.keys")
+        if table.source is not None and table.source not in settings.sources:
+            raise ConfigError(f"{src}: tables.{name}.source {table.source!r} is not declared under sources")
+        if table.source is None and table.transform is None:
+            raise ConfigError(f"{src}: tables.{name} needs either a source (bronze) or a transform")
+        for dep in table.inputs:
+            if dep not in settings.tables:
+                raise ConfigError(f"{src}: tables.{name}.inputs names {dep!r}, which is not declared")
+
+
+def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
+    """Load and validate the configuration for ``env`` (default: ``$MEDALLION_ENV`` or ``local``)."""
+    env = env or os.environ.get("MEDALLION_ENV") or "local"
+    directory = Path(conf_dir) if conf_dir else default_conf_dir()
+    base = directory / "base.yml"
+    if not base.is_file():
+        raise ConfigError(f"no configuration at {directory}: base.yml is missing (set MEDALLION_CONF_DIR?)")
+    env_file = directory / f"{env}.yml"
+    if not env_file.is_file():
+        known = sorted(p.stem for p in directory.glob("*.yml") if p.stem not in ("base", "sources"))
+        raise ConfigError(
+            f"unknown environment {env!r}: no {env_file}; known environments: {', '.join(known)}"
+        )
+    files = [base]
+    if (directory / "sources.yml").is_file():
+        files.append(directory / "sources.yml")
+    files += sorted((directory / "tables").glob("*.yml"))
+    files.append(env_file)
+
+    merged: dict[str, Any] = {}
+    for path in files:
+        data = _read_yaml(path)
+        # Check this file's keys on its own so that the message names the right file.
+        _check_keys(Settings, data, "", str(path))
+        merged = _deep_merge(merged, data)
+
+    settings = _convert(Settings, merged, "", f"{directory} (env {env})")
+    settings = dataclasses.replace(settings, env=env, conf_dir=str(directory))
+    override = os.environ.get("MEDALLION_ENGINE")
+    if override:
+        settings = dataclasses.replace(
+            settings, storage=dataclasses.replace(settings.storage, engine=override)
+        )
+    _validate(settings)
+    return settings

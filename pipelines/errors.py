@@ -1,0 +1,62 @@
+"""The small error hierarchy of the product.
+
+Every error a user can cause or meet derives from :class:`MedallionError`. Messages name the table,
+column, file or value involved and say what to do; tests assert the type, never the wording.
+The CLI prints ``<ErrorType>: <message>`` on one line and exits with :attr:`MedallionError.exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class MedallionError(Exception):
+    """Base of every error this product raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MedallionError):
+    """A configuration file is missing, malformed, or holds an unknown key or value."""
+
+    exit_code = 2
+
+
+class UsageError(MedallionError):
+    """A command was called with arguments that cannot work (unknown table, bad selection, ...)."""
+
+    exit_code = 2
+
+
+class StorageError(MedallionError):
+    """A Delta table could not be read or written."""
+
+
+class TableNotFoundError(StorageError):
+    """The logical table has no Delta table behind it yet."""
+
+
+class UnsupportedTableFeatureError(StorageError):
+    """The table uses a Delta feature that this engine cannot read or write correctly."""
+
+
+class SchemaMismatchError(StorageError):
+    """Data written to a table does not fit the table's schema."""
+
+
+class WriteConflictError(StorageError):
+    """A write could not be committed: the table changed underneath it, or the data broke a rule."""
+
+
+class MergeSourceTooLargeError(StorageError):
+    """A MERGE source exceeds the configured bound for the offline engine."""
+
+
+class SessionError(MedallionError):
+    """A Spark session could not be created as configured."""
+
+
+class IngestionError(MedallionError):
+    """Landed files could not be ingested (unreadable file, header that does not match the source)."""
+
+
+class LandingError(MedallionError):
+    """The sample data could not be delivered to the landing folder."""

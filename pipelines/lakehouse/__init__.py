@@ -1,0 +1,113 @@
+"""Table I/O behind one small interface; logical names -> physical tables per environment.
+
+Use :func:`open_lakehouse` to get a :class:`Lakehouse`: it resolves ``bronze.flights`` to a folder (local) or
+to ``catalog.schema.table`` (Unity Catalog) and hands every operation to the engine the session factory
+picked: native delta-spark, or the offline engine (Spark writes, deltalake commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config import Settings
+from pipelines.errors import UsageError
+from pipelines.lakehouse.base import DeltaStore, MergeSpec, TableRef, WriteResult
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["DeltaStore", "Lakehouse", "MergeSpec", "TableRef", "WriteResult", "open_lakehouse", "resolve"]
+
+
+def resolve(settings: Settings, name: str) -> TableRef:
+    """Map a logical name ``<layer>.<table>`` (or ``<layer>.<table>_quarantine`` etc.) to a TableRef."""
+    layer, _, short = name.partition(".")
+    if layer not in settings.storage.schemas or not short or "." in short:
+        raise UsageError(
+            f"table name {name!r} must be <layer>.<table> with layer one of {', '.join(settings.storage.schemas)}"
+        )
+    schema = settings.storage.schemas[layer]
+    if settings.storage.naming == "catalog":
+        return TableRef(name, "catalog", f"{settings.storage.catalog}.{schema}.{short}")
+    return TableRef(name, "path", str(Path(settings.lakehouse_dir) / schema / short))
+
+
+def make_store(spark: SparkSession, engine: str, settings: Settings) -> DeltaStore:
+    if engine == "native":
+        from pipelines.lakehouse.native import NativeDeltaStore
+
+        return NativeDeltaStore(spark)
+    from pipelines.lakehouse.offline import OfflineDeltaStore
+
+    return OfflineDeltaStore(spark, settings.storage.offline)
+
+
+class Lakehouse:
+    """Logical-name front of a :class:`DeltaStore`."""
+
+    def __init__(self, settings: Settings, store: DeltaStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.spark = store.spark
+
+    @property
+    def engine(self) -> str:
+        return self.store.engine
+
+    def ref(self, name: str) -> TableRef:
+        return resolve(self.settings, name)
+
+    def exists(self, name: str) -> bool:
+        return self.store.exists(self.ref(name))
+
+    def version(self, name: str) -> int | None:
+        return self.store.version(self.ref(name))
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        return self.store.read(self.ref(name), version)
+
+    def write(self, df: DataFrame, name: str, mode: str = "append", **kwargs: Any) -> WriteResult:
+        return self.store.write(df, self.ref(name), mode, **kwargs)
+
+    def merge(self, source: DataFrame, name: str, spec: MergeSpec, **kwargs: Any) -> WriteResult:
+        return self.store.merge(source, self.ref(name), spec, **kwargs)
+
+    def delete(self, name: str, predicate: str | None = None) -> WriteResult:
+        return self.store.delete(self.ref(name), predicate)
+
+    def update(self, name: str, set_exprs: Mapping[str, str], predicate: str | None = None) -> WriteResult:
+        return self.store.update(self.ref(name), set_exprs, predicate)
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        return self.store.history(self.ref(name), limit)
+
+    def set_comments(
+        self, name: str, description: str | None = None, columns: Mapping[str, str] | None = None
+    ) -> None:
+        self.store.set_comments(self.ref(name), description, columns)
+
+    def set_properties(self, name: str, properties: Mapping[str, str]) -> None:
+        self.store.set_properties(self.ref(name), properties)
+
+    def properties(self, name: str) -> dict[str, str]:
+        return self.store.properties(self.ref(name))
+
+    def optimize(self, name: str, zorder_by: Sequence[str] = ()) -> dict[str, Any]:
+        return self.store.optimize(self.ref(name), zorder_by)
+
+    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
+        return self.store.vacuum(self.ref(name), retention_hours)
+
+
+def open_lakehouse(
+    settings: Settings, spark: SparkSession | None = None, engine: str | None = None
+) -> Lakehouse:
+    """Session + engine + name resolution in one call (what jobs and the CLI use)."""
+    if spark is None or engine is None:
+        from pipelines.session import get_session
+
+        spark, info = get_session(settings)
+        engine = info.engine
+    return Lakehouse(settings, make_store(spark, engine, settings))
