@@ -1,0 +1,1 @@
+"""Bronze: landed records as delivered, plus ingestion metadata (pure transformations)."""

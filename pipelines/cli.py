@@ -1,0 +1,247 @@
+"""The ``medallion`` command.
+
+    medallion run                 land the sample if nothing is landed, then build every table
+    medallion land --month 1      deliver one month of the sample into the landing folder
+    medallion tables              every table: layer, rows, version, last update, description
+    medallion history TABLE       the Delta commits of a table
+    medallion maintain            OPTIMIZE and VACUUM every table
+
+Failures print one line (``error: <Type>: <what and what to do>``) and exit non-zero; ``--verbose`` adds the
+full trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines import __version__
+from pipelines.config import Settings, load_settings
+from pipelines.errors import MedallionError
+
+EPILOG = """\
+environment variables:
+  MEDALLION_ENV        environment when --env is not given (local, dev, prod; default local)
+  MEDALLION_HOME       base folder of local state (default ./.medallion): landing/, lakehouse/, state/
+  MEDALLION_ENGINE     force the Delta engine: auto, native, offline
+  MEDALLION_DELTA_JARS folder with delta-spark and delta-storage jars (enables the native engine locally)
+
+examples:
+  medallion run                          # land the sample (first time), build all tables
+  medallion land --month 1 --month 2     # deliver January and February only
+  medallion run --select bronze.flights  # one table; 'bronze' = a layer; 'bronze.flights+' = and downstream
+  medallion history bronze.flights
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medallion",
+        description="Spark/Delta medallion pipeline: landing files -> bronze -> silver -> gold, "
+        "locally (offline Delta) or on Databricks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"medallion {__version__}")
+    parser.add_argument("--env", help="configuration environment: conf/<env>.yml (default: $MEDALLION_ENV or local)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print full traces on failure")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="build tables in dependency order (lands the sample first if nothing is landed)",
+                         description="Build the declared tables in dependency order, one line per table.")
+    run.add_argument("--select", action="append", metavar="SEL",
+                     help="a table (bronze.flights), a layer (bronze), or TABLE+ for it and everything downstream; repeatable")
+    run.add_argument("--no-land", action="store_true", help="do not land the sample even if the landing folder is empty")
+    run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
+
+    land = sub.add_parser("land", help="deliver the embedded NYC flights 2013 sample into the landing folder",
+                          description="Deliver the sample like a source system: flights CSV and weather JSON lines "
+                          "per month, airlines/airports/planes CSV snapshots. Unchanged files are left alone.")
+    land.add_argument("--month", type=int, action="append", metavar="N", help="only month N (1-12) of flights and weather; repeatable")
+    land.add_argument("--source", action="append", metavar="NAME", help="only this source (flights, weather, airlines, airports, planes); repeatable")
+    land.add_argument("--force", action="store_true", help="re-deliver files even when unchanged (new modification time)")
+
+    tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
+    tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
+
+    hist = sub.add_parser("history", help="show a table's Delta commits, newest first")
+    hist.add_argument("table", help="logical table name, e.g. bronze.flights")
+    hist.add_argument("--limit", type=int, default=20, help="how many commits (default 20)")
+
+    maintain = sub.add_parser("maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table")
+    maintain.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
+    maintain.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)")
+    return parser
+
+
+def _print(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _fmt_rows(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def cmd_land(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.landing import land_sample
+
+    started = time.perf_counter()
+
+    def show(item: Any) -> None:
+        _print(f"  {item.status:<11} {item.source:<9} {item.path}  ({item.rows:,} rows)")
+
+    _print(f"landing the sample into {settings.landing_dir}")
+    landed = land_sample(settings, months=args.month, sources=args.source, force=args.force, progress=show)
+    changed = sum(1 for f in landed if f.status != "unchanged")
+    _print(f"{changed} file(s) delivered, {len(landed) - changed} unchanged, in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _nothing_landed(settings: Settings) -> bool:
+    from pipelines.lakehouse.ingest import list_landed
+
+    return not any(list_landed(settings.landing_dir, s) for s in settings.sources.values())
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.runner import new_run_id, run_pipeline, select_tables
+    from pipelines.session import decide_engine
+
+    tables = select_tables(settings, args.select)
+    run_id = args.run_id or new_run_id()
+    started = time.perf_counter()
+    if not args.no_land and _nothing_landed(settings):
+        _print("nothing is landed yet: delivering the embedded sample first")
+        cmd_land(settings, argparse.Namespace(month=None, source=None, force=False))
+    info = decide_engine(settings)
+    _print(f"run {run_id}  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}")
+    _print("starting Spark ...")
+    lh = open_lakehouse(settings)
+    _print(f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail")
+
+    def show(r: Any) -> None:
+        version = "-" if r.version is None else str(r.version)
+        _print(f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}")
+
+    results = run_pipeline(lh, tables, run_id, on_step=show)
+    written = sum(r.rows_written for r in results)
+    built = sum(1 for r in results if r.status == "ok")
+    _print(
+        f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
+        f"{time.perf_counter() - started:.1f} s (run {run_id})"
+    )
+    return 0
+
+
+def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.lakehouse.ingest import MANIFEST, MANIFEST_DESCRIPTION
+
+    lh = open_lakehouse(settings)
+    names = [n for n in settings.tables if not args.layer or settings.tables[n].layer == args.layer]
+    extra = [MANIFEST] if not args.layer or args.layer == "bronze" else []
+    _print(f"{'table':<28} {'layer':<7} {'rows':>10} {'version':>8}  {'last update (UTC)':<20} description")
+    for name in [*names, *extra]:
+        description = settings.tables[name].description if name in settings.tables else MANIFEST_DESCRIPTION
+        layer = name.partition(".")[0]
+        if not lh.exists(name):
+            _print(f"{name:<28} {layer:<7} {'-':>10} {'-':>8}  {'(not built yet)':<20} {description}")
+            continue
+        last = lh.history(name, limit=1)[0]
+        when = datetime.fromtimestamp(last["timestamp"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows = lh.read(name).count()
+        _print(f"{name:<28} {layer:<7} {rows:>10,} {last['version']:>8}  {when:<20} {description}")
+    return 0
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+
+    lh = open_lakehouse(settings)
+    settings.table(args.table) if args.table != "bronze.ingest_manifest" else None
+    _print(f"{'version':>7}  {'time (UTC)':<19}  {'operation':<14} {'run id':<26} metrics")
+    for c in lh.history(args.table, limit=args.limit):
+        when = datetime.fromtimestamp((c["timestamp"] or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        run_id = str(c["custom"].get("medallion.run_id", ""))
+        metrics = ", ".join(f"{k}={v}" for k, v in list(c["operationMetrics"].items())[:4])
+        _print(f"{c['version']:>7}  {when:<19}  {c['operation'] or '':<14} {run_id:<26} {metrics}")
+    return 0
+
+
+def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.lakehouse.ingest import MANIFEST
+
+    lh = open_lakehouse(settings)
+    names = args.table or [*settings.tables, MANIFEST]
+    for name in names:
+        if name != MANIFEST:
+            settings.table(name)
+        if not lh.exists(name):
+            _print(f"{name:<28} not built yet, skipped")
+            continue
+        started = time.perf_counter()
+        metrics = lh.optimize(name)
+        removed = lh.vacuum(name, args.retention_hours)
+        added = metrics.get("numFilesAdded", metrics.get("num_files_added", "?"))
+        dropped = metrics.get("numFilesRemoved", metrics.get("num_files_removed", "?"))
+        _print(
+            f"{name:<28} optimize: {dropped} file(s) -> {added}; vacuum: {len(removed)} file(s) deleted "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "land": cmd_land, "tables": cmd_tables, "history": cmd_history, "maintain": cmd_maintain}
+
+
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command, return the exit code (never raises for expected failures)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.env)
+        return COMMANDS[args.command](settings, args)
+    except MedallionError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line unless --verbose
+        if args.verbose:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: unexpected {type(exc).__name__}: {first} (run with --verbose for the trace)", file=sys.stderr, flush=True)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point. Exits through os._exit so that deltalake's runtime cannot turn a clean exit
+    code into an abort at interpreter shutdown."""
+    code = run_cli(argv)
+    try:
+        from pipelines.session import stop_session
+
+        stop_session()
+    except Exception:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Shared fixtures: one real local SparkSession for the whole run, built by the project's own factory.
+
+- ``settings``: ``conf/`` loaded for env ``local`` with MEDALLION_HOME in a temporary folder, the Spark section
+  tuned for speed (``local[1]``, one shuffle partition, no whole-stage codegen, fast-starting JVM).
+- ``spark``: the session from :func:`pipelines.session.get_session` (stopped at the end of the run).
+- ``lakehouse``: a :class:`pipelines.lakehouse.Lakehouse` on the offline engine whose lakehouse folder is a fresh
+  ``tmp_path`` per test; ``lakehouse_factory(**offline_overrides)`` builds more of them (e.g. a small merge bound).
+- ``golden_table(name)``: copies ``shared/delta-golden/<name>`` to ``tmp_path`` and returns the copy (tests never
+  write into shared/). ``MEDALLION_GOLDEN_DIR`` points elsewhere when the checkout has no sibling ``shared/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.config import Settings, load_settings
+
+FAST_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+# Path overrides that would silently redirect the test lakehouse into a user's real folders.
+_PATH_ENV_VARS = ("MEDALLION_LAKEHOUSE", "MEDALLION_LANDING", "MEDALLION_STATE")
+
+
+def golden_dir() -> Path:
+    """Folder of the Delta golden tables (written by real delta-spark)."""
+    override = os.environ.get("MEDALLION_GOLDEN_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "shared" / "delta-golden"
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("medallion-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDALLION_HOME", str(home))
+        for var in _PATH_ENV_VARS:
+            mp.delenv(var, raising=False)
+        loaded = load_settings("local")
+        # session.py sets spark.driver.extraJavaOptions to the derby home; conf wins, so keep both flags.
+        java_options = f"-Dderby.system.home={loaded.state_dir} {FAST_JAVA_OPTIONS}"
+        yield dataclasses.replace(
+            loaded,
+            spark=dataclasses.replace(
+                loaded.spark,
+                master="local[1]",
+                shuffle_partitions=1,
+                conf={
+                    "spark.sql.codegen.wholeStage": "false",
+                    "spark.driver.extraJavaOptions": java_options,
+                },
+            ),
+        )
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings) -> Iterator[Any]:
+    from pipelines.session import get_session, stop_session
+
+    session, _info = get_session(settings)
+    yield session
+    stop_session()
+
+
+def _settings_in(settings: Settings, home: Path, **offline: Any) -> Settings:
+    """``settings`` with its lakehouse under ``home`` (absolute, so MEDALLION_HOME cannot redirect it)."""
+    return dataclasses.replace(
+        settings,
+        paths=dataclasses.replace(
+            settings.paths,
+            home=str(home),
+            lakehouse=str(home / "lakehouse"),
+            landing=str(home / "landing"),
+            state=str(home / "state"),
+        ),
+        storage=dataclasses.replace(
+            settings.storage, offline=dataclasses.replace(settings.storage.offline, **offline)
+        ),
+    )
+
+
+@pytest.fixture
+def lakehouse_factory(settings: Settings, spark: Any, tmp_path: Path) -> Callable[..., Any]:
+    """``lakehouse_factory(**offline_conf_overrides)`` -> an offline-engine Lakehouse in this test's tmp_path."""
+    from pipelines.lakehouse import Lakehouse
+    from pipelines.lakehouse.offline import OfflineDeltaStore
+
+    def make(**offline: Any) -> Lakehouse:
+        local = _settings_in(settings, tmp_path, **offline)
+        return Lakehouse(local, OfflineDeltaStore(spark, local.storage.offline))
+
+    return make
+
+
+@pytest.fixture
+def lakehouse(lakehouse_factory: Callable[..., Any]) -> Any:
+    return lakehouse_factory()
+
+
+@pytest.fixture
+def golden_table(tmp_path: Path) -> Callable[[str], Path]:
+    """``golden_table(name)`` -> a private copy of the golden table ``name`` under tmp_path."""
+
+    def copy(name: str) -> Path:
+        source = golden_dir() / name
+        if not (source / "_delta_log").is_dir():
+            raise FileNotFoundError(f"no golden Delta table {name!r} in {golden_dir()}")
+        target = tmp_path / "golden" / name
+        shutil.copytree(source, target)
+        return target
+
+    return copy
