@@ -128,25 +128,23 @@ class Settings:
     tables: Mapping[str, TableConf] = field(default_factory=dict)
 
     # ---- resolved paths -------------------------------------------------------------------------
-    def _resolve(self, value: str, env_var: str) -> Path:
-        override = os.environ.get(env_var)
-        home = Path(os.environ.get("MEDALLION_HOME") or self.paths.home).expanduser()
-        path = Path(override or value).expanduser()
+    def _resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
         if not path.is_absolute():
-            path = home / path
+            path = Path(self.paths.home).expanduser() / path
         return path.absolute()
 
     @property
     def lakehouse_dir(self) -> Path:
-        return self._resolve(self.paths.lakehouse, "MEDALLION_LAKEHOUSE")
+        return self._resolve(self.paths.lakehouse)
 
     @property
     def landing_dir(self) -> Path:
-        return self._resolve(self.paths.landing, "MEDALLION_LANDING")
+        return self._resolve(self.paths.landing)
 
     @property
     def state_dir(self) -> Path:
-        return self._resolve(self.paths.state, "MEDALLION_STATE")
+        return self._resolve(self.paths.state)
 
     def table(self, name: str) -> TableConf:
         try:
@@ -369,6 +367,18 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
 
     settings = _convert(Settings, merged, "", f"{directory} (env {env})")
     settings = dataclasses.replace(settings, env=env, conf_dir=str(directory))
+    path_overrides = {
+        key: os.environ[var]
+        for key, var in (
+            ("home", "MEDALLION_HOME"),
+            ("lakehouse", "MEDALLION_LAKEHOUSE"),
+            ("landing", "MEDALLION_LANDING"),
+            ("state", "MEDALLION_STATE"),
+        )
+        if os.environ.get(var)
+    }
+    if path_overrides:
+        settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
     override = os.environ.get("MEDALLION_ENGINE")
     if override:
         settings = dataclasses.replace(

@@ -160,15 +160,20 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.sources.partitionOverwriteMode", "static")
         .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.state_dir}")
     )
+    log4j = Path(__file__).with_name("log4j2.properties")
+    java_opts = f"-Dderby.system.home={settings.state_dir} -Dlog4j2.configurationFile={log4j.as_uri()}"
+    extra = dict(conf.conf)
+    if "spark.driver.extraJavaOptions" in extra:
+        java_opts += " " + extra.pop("spark.driver.extraJavaOptions")
+    builder = builder.config("spark.driver.extraJavaOptions", java_opts)
     if info.engine == "native":
         builder = (
             builder.config("spark.jars", ",".join(info.jars))
             .config("spark.sql.extensions", DELTA_EXTENSION)
             .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
         )
-    for key, value in conf.conf.items():
+    for key, value in extra.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()

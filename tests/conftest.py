@@ -116,3 +116,52 @@ def golden_table(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+# ---- row comparison shared by the Delta interop and golden-table tests -----------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """One comparable Python form per value, whichever reader produced it."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if isinstance(value, dt.datetime):
+        # Delta TIMESTAMP is an instant: compare in UTC. (Naive values stay naive: a reader that drops
+        # the zone shows up as a difference instead of being silently fixed here.)
+        return value.astimezone(dt.UTC) if value.tzinfo is not None else value
+    if isinstance(value, Decimal):
+        return value.normalize() if value.is_finite() else value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, dict):
+        return tuple((k, _canonical(v)) for k, v in value.items())
+    if isinstance(value, list) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        # Arrow maps come back as lists of (key, value) pairs: their order carries no meaning.
+        return ("map", tuple(sorted(((_canonical(k), _canonical(v)) for k, v in value), key=repr)))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
+def canonical_rows(table: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows sorted canonically) of a pyarrow Table (or anything with ``to_pylist``)."""
+    import pyarrow as pa
+
+    if not isinstance(table, pa.Table):
+        table = pa.table(table)
+    names = list(table.column_names)
+    rows = [tuple(_canonical(row[n]) for n in names) for row in table.to_pylist()]
+    return names, sorted(rows, key=repr)
+
+
+@pytest.fixture(scope="session")
+def rows_of() -> Callable[[Any], tuple[list[str], list[tuple[Any, ...]]]]:
+    """``rows_of(arrow_table)`` -> (column names, canonical sorted rows)."""
+    return canonical_rows
+
+
+@pytest.fixture(scope="session")
+def canonical() -> Callable[[Any], Any]:
+    """The canonical form ``rows_of`` gives each value (for building expected rows by hand)."""
+    return _canonical
