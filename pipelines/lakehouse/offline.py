@@ -29,7 +29,7 @@ import shutil
 import time
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -179,64 +179,51 @@ class OfflineDeltaStore(DeltaStore):
     def read(self, table: TableRef, version: int | None = None) -> DataFrame:
         dtable = self._table(table, version)
         self._check_readable(table, dtable)
-        schema = self._spark_schema(dtable)
-        partition_cols = list(dtable.metadata().partition_columns)
-        files = dtable.file_uris()
-        if not files:
-            return self.spark.createDataFrame([], schema)
-        root = _uri(table)
-        column_order = [f.name for f in schema.fields]
-        if not partition_cols:
-            return self.spark.read.schema(schema).parquet(*files).select(*[f"`{c}`" for c in column_order])
-        if self._hive_layout(root, files, partition_cols):
-            df = (
-                self.spark.read.schema(schema)
-                .option("basePath", root)
-                .option("recursiveFileLookup", "false")
-                .parquet(*files)
-            )
-            return df.select(*[f"`{c}`" for c in column_order])
-        return self._read_by_partition_groups(dtable, schema, partition_cols, column_order)
+        return self._read_files(dtable, self._spark_schema(dtable), _uri(table))
 
-    @staticmethod
-    def _hive_layout(root: str, files: Sequence[str], partition_cols: Sequence[str]) -> bool:
-        """True when every file sits under ``<col>=<value>/...`` directories in partition-column order."""
-        prefix = root.rstrip("/") + "/"
-        for f in files:
-            if not f.startswith(prefix):
-                return False
-            parts = f[len(prefix) :].split("/")[:-1]
-            if len(parts) != len(partition_cols):
-                return False
-            for part, col in zip(parts, partition_cols, strict=True):
-                if not part.startswith(col + "="):
-                    return False
-        return True
-
-    def _read_by_partition_groups(
-        self, dtable: Any, schema: StructType, partition_cols: Sequence[str], column_order: Sequence[str]
+    def _read_files(
+        self, dtable: Any, schema: StructType, root: str, only: Collection[str] | None = None
     ) -> DataFrame:
-        """Files that are not in a Hive layout: read each partition's files and add its values as literals."""
-        import pyarrow as pa
+        """The active files (or those of ``only``, raw relative paths) as a DataFrame in schema order.
+
+        File paths are built from the raw table folder and the log's paths (deltalake's ``file_uris()`` and
+        ``table_uri`` percent-encode the table folder, so a folder with a space would not be found), and
+        partition values come from the log: Spark's own partition discovery is used only for files whose
+        directory names Spark decodes to exactly the log's values (delta-rs percent-encodes non-ASCII
+        characters as UTF-8 bytes, which Spark would decode character by character into other values).
+        """
         from pyspark.sql import functions as F
         from pyspark.sql.types import StructType
 
-        actions = pa.table(dtable.get_add_actions(flatten=True))
-        paths = [
-            dtable.table_uri.rstrip("/") + "/" + urllib.parse.unquote(p)
-            for p in actions.column("path").to_pylist()
-        ]
-        groups: dict[tuple[Any, ...], list[str]] = {}
-        values = [actions.column(f"partition.{c}").to_pylist() for c in partition_cols]
-        for i, path in enumerate(paths):
-            groups.setdefault(tuple(v[i] for v in values), []).append(path.removeprefix("file://"))
-        data_schema = StructType([f for f in schema.fields if f.name not in partition_cols])
+        partition_cols = list(dtable.metadata().partition_columns)
+        column_order = [f"`{f.name}`" for f in schema.fields]
+        files = [f for f in _active_files(dtable, root, partition_cols) if only is None or f[0] in only]
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        if not partition_cols:
+            return self.spark.read.schema(schema).parquet(*[f[1] for f in files]).select(*column_order)
+        hive = [f[1] for f in files if _hive_consistent(f[0], f[2], schema, partition_cols)]
         frames = []
+        if hive:
+            frames.append(
+                self.spark.read.schema(schema)
+                .option("basePath", root)
+                .option("recursiveFileLookup", "false")
+                .parquet(*hive)
+                .select(*column_order)
+            )
+        # Other files: read each partition's files and add its values (from the log) as literals.
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        hive_set = set(hive)
+        for _rel, path, values in files:
+            if path not in hive_set:
+                groups.setdefault(tuple(values[c] for c in partition_cols), []).append(path)
+        data_schema = StructType([f for f in schema.fields if f.name not in partition_cols])
         for key, group in groups.items():
             frame = self.spark.read.schema(data_schema).parquet(*group)
             for col, value in zip(partition_cols, key, strict=True):
                 frame = frame.withColumn(col, F.lit(value).cast(schema[col].dataType))
-            frames.append(frame.select(*[f"`{c}`" for c in column_order]))
+            frames.append(frame.select(*column_order))
         out = frames[0]
         for frame in frames[1:]:
             out = out.unionByName(frame)
@@ -286,8 +273,8 @@ class OfflineDeltaStore(DeltaStore):
                 df = self._conform(df, table_schema, table.name)
             df = self._enforce_constraints(df, table_schema, dtable, table.name)
             if replace_where:
-                removes = self._files_matching(dtable, table_schema, replace_where, table.name)
-                kept = self._rows_not_matching(removes, dtable, table_schema, replace_where)
+                removes = self._files_matching(dtable, table_schema, replace_where, table)
+                kept = self._rows_not_matching(removes, dtable, table_schema, replace_where, root)
                 df = self._check_rows_match(df, replace_where, table.name)
                 if kept is not None:
                     df = df.unionByName(kept)
@@ -446,18 +433,17 @@ class OfflineDeltaStore(DeltaStore):
         )
 
     def _files_matching(
-        self, dtable: Any, schema: StructType, predicate: str, name: str
+        self, dtable: Any, schema: StructType, predicate: str, table: TableRef
     ) -> list[tuple[str, int, dict[str, str | None]]]:
         """Active files holding at least one row that matches ``predicate`` (one distributed Spark pass)."""
         import pyarrow as pa
         from pyspark.sql import functions as F
 
-        files = dtable.file_uris()
-        if not files:
+        name = table.name
+        if not dtable.file_uris():
             return []
-        table_ref = TableRef(name, "path", dtable.table_uri.removeprefix("file://").rstrip("/"))
         try:
-            current = self.read(table_ref).withColumn("_file", F.input_file_name())
+            current = self._read_files(dtable, schema, _uri(table)).withColumn("_file", F.input_file_name())
             hit = {
                 _local_path(r[0])
                 for r in current.where(F.expr(predicate)).select("_file").distinct().collect()
@@ -470,7 +456,7 @@ class OfflineDeltaStore(DeltaStore):
             raise
         actions = pa.table(dtable.get_add_actions(flatten=False))
         out = []
-        root = table_ref.location.rstrip("/") + "/"
+        root = _uri(table).rstrip("/") + "/"
         parts_col = actions.column("partition").to_pylist() if "partition" in actions.column_names else None
         for i, (path, size) in enumerate(
             zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True)
@@ -482,20 +468,19 @@ class OfflineDeltaStore(DeltaStore):
         return out
 
     def _rows_not_matching(
-        self, removes: Sequence[tuple[str, int, Any]], dtable: Any, schema: StructType, predicate: str
+        self,
+        removes: Sequence[tuple[str, int, Any]],
+        dtable: Any,
+        schema: StructType,
+        predicate: str,
+        root: str,
     ) -> DataFrame | None:
         """Rows of the touched files that do NOT match the predicate: they are rewritten, not lost."""
         from pyspark.sql import functions as F
 
         if not removes:
             return None
-        root = dtable.table_uri.removeprefix("file://").rstrip("/")
-        paths = [f"{root}/{p}" for p, _, _ in removes]
-        partition_cols = list(dtable.metadata().partition_columns)
-        reader = self.spark.read.schema(schema)
-        if partition_cols:
-            reader = reader.option("basePath", root)
-        df = reader.parquet(*paths).select(*[f"`{f.name}`" for f in schema.fields])
+        df = self._read_files(dtable, schema, root, only={p for p, _, _ in removes})
         return df.where(~F.coalesce(F.expr(predicate), F.lit(False)))
 
     def _write_files(
@@ -702,6 +687,55 @@ def _local_path(uri: str) -> str:
     """``file:///a/b%20c`` -> ``/a/b c`` (normalised), for comparing Spark's file names with the log's."""
     path = urllib.parse.urlparse(uri).path if uri.startswith("file:") else uri
     return os.path.normpath(urllib.parse.unquote(path))
+
+
+def _spark_unescape(value: str) -> str:
+    """Spark's decoding of a partition directory name: every ``%XX`` is one character (not a UTF-8 byte)."""
+    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), value)
+
+
+def _active_files(
+    dtable: Any, root: str, partition_cols: Sequence[str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(raw relative path, local path, typed partition values from the log) of every active file."""
+    import pyarrow as pa
+
+    actions = pa.table(dtable.get_add_actions(flatten=True))
+    values = {c: actions.column(f"partition.{c}").to_pylist() for c in partition_cols}
+    out = []
+    for i, path in enumerate(actions.column("path").to_pylist()):
+        rel = urllib.parse.unquote(path)
+        local = _local_path(path) if "://" in path else os.path.join(root, rel)
+        out.append((rel, local, {c: values[c][i] for c in partition_cols}))
+    return out
+
+
+def _hive_consistent(
+    rel: str, values: Mapping[str, Any], schema: StructType, partition_cols: Sequence[str]
+) -> bool:
+    """True when Spark's partition discovery of ``rel`` (``<col>=<value>/...``) yields the log's values."""
+    from pyspark.sql.types import StringType, TimestampNTZType, TimestampType
+
+    segments = rel.split("/")[:-1]
+    if rel.startswith("/") or len(segments) != len(partition_cols):
+        return False
+    for segment, col in zip(segments, partition_cols, strict=True):
+        key, sep, raw = segment.partition("=")
+        if not sep or _spark_unescape(key) != col:
+            return False
+        decoded = _spark_unescape(raw)
+        if decoded != urllib.parse.unquote(raw):
+            return False  # percent-encoded UTF-8: Spark would decode another string
+        value = values[col]
+        dtype = schema[col].dataType
+        if isinstance(dtype, TimestampType | TimestampNTZType):
+            return False  # directory text depends on the writer's time zone: trust the log
+        if isinstance(dtype, StringType):
+            if (None if decoded == HIVE_NULL else decoded) != (None if value == "" else value):
+                return False
+        elif (decoded == HIVE_NULL) != (value is None):
+            return False
+    return True
 
 
 def _strip_nullability(dtype: Any) -> str:

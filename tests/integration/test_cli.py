@@ -1,0 +1,71 @@
+"""The medallion command as a user runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.fast
+
+
+def _medallion(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "MEDALLION_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=full_env, timeout=300
+    )
+
+
+def test_help_lists_commands_and_examples(tmp_path: Path) -> None:
+    out = _medallion("--help", home=tmp_path)
+    assert out.returncode == 0
+    for word in ("run", "land", "tables", "history", "maintain", "MEDALLION_HOME", "examples"):
+        assert word in out.stdout
+
+
+def test_unknown_environment_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    out = _medallion("--env", "staging", "land", home=tmp_path)
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ConfigError")
+
+
+def test_bad_selection_fails_before_spark_starts(tmp_path: Path) -> None:
+    out = _medallion("run", "--select", "bronze.flight", home=tmp_path)
+    assert out.returncode == 2
+    assert "UsageError" in out.stderr and "bronze.flights" in out.stderr
+    assert not (tmp_path / "lakehouse").exists()
+
+
+def test_land_then_run_one_table_and_rerun(tmp_path: Path) -> None:
+    landed = _medallion("land", "--source", "airlines", home=tmp_path)
+    assert landed.returncode == 0, landed.stderr
+    assert "1 file(s) delivered" in landed.stdout
+    first = _medallion("run", "--select", "bronze.airlines", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    line = next(line for line in first.stdout.splitlines() if line.startswith("bronze.airlines"))
+    assert line.split()[1:3] == ["16", "16"]
+    second = _medallion("run", "--select", "bronze.airlines", home=tmp_path)
+    line = next(line for line in second.stdout.splitlines() if line.startswith("bronze.airlines"))
+    assert second.returncode == 0 and line.split()[1:3] == ["0", "0"]
+
+
+def test_ingestion_failure_exits_non_zero_with_cause(tmp_path: Path) -> None:
+    folder = tmp_path / "landing" / "airlines"
+    folder.mkdir(parents=True)
+    (folder / "airlines_snapshot.csv").write_text("code,name\nXX,Nowhere\n")
+    out = _medallion("run", "--no-land", "--select", "bronze.airlines", home=tmp_path)
+    assert out.returncode == 1
+    assert "error: IngestionError" in out.stderr and "airlines_snapshot.csv" in out.stderr
+    assert "Traceback" not in out.stderr
+    verbose = _medallion("--verbose", "run", "--no-land", "--select", "bronze.airlines", home=tmp_path)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_history_of_missing_table_is_a_clear_error(tmp_path: Path) -> None:
+    out = _medallion("history", "bronze.flights", home=tmp_path)
+    assert out.returncode == 1
+    assert "TableNotFoundError" in out.stderr
