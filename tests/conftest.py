@@ -124,14 +124,14 @@ def golden_table(tmp_path: Path) -> Callable[[str], Path]:
 def _canonical(value: Any) -> Any:
     """One comparable Python form per value, whichever reader produced it."""
     import datetime as dt
-    from decimal import Decimal
+    from decimal import Context, Decimal
 
     if isinstance(value, dt.datetime):
         # Delta TIMESTAMP is an instant: compare in UTC. (Naive values stay naive: a reader that drops
         # the zone shows up as a difference instead of being silently fixed here.)
         return value.astimezone(dt.UTC) if value.tzinfo is not None else value
     if isinstance(value, Decimal):
-        return value.normalize() if value.is_finite() else value
+        return value.normalize(Context(prec=100)) if value.is_finite() else value  # exact, no rounding
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, dict):

@@ -83,7 +83,9 @@ def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:
             continue
         st = path.stat()
         files.append(
-            LandedFileInfo(path.relative_to(landing_dir).as_posix(), str(path), st.st_size, int(st.st_mtime * 1000))
+            LandedFileInfo(
+                path.relative_to(landing_dir).as_posix(), str(path), st.st_size, int(st.st_mtime * 1000)
+            )
         )
     return files
 
@@ -117,13 +119,26 @@ def reconcile_manifest(lh: Lakehouse, table: str) -> int:
         run_id = str(commit["custom"].get(RUN_KEY, "unknown"))
         ts = datetime.fromtimestamp((commit["timestamp"] or 0) / 1000, tz=UTC).replace(tzinfo=None)
         for f in files:
-            missing.append((table, f["name"], int(f["size"]), int(f["modified_ms"]), int(commit["version"]), run_id, "recovered", ts))
+            missing.append(
+                (
+                    table,
+                    f["name"],
+                    int(f["size"]),
+                    int(f["modified_ms"]),
+                    int(commit["version"]),
+                    run_id,
+                    "recovered",
+                    ts,
+                )
+            )
     if missing:
         lh.write(_manifest_df(lh, missing), MANIFEST, "append", description=MANIFEST_DESCRIPTION)
     return len(missing)
 
 
-MANIFEST_DESCRIPTION = "Landed files ingested into bronze: one row per file and delivery (exactly-once bookkeeping)"
+MANIFEST_DESCRIPTION = (
+    "Landed files ingested into bronze: one row per file and delivery (exactly-once bookkeeping)"
+)
 
 
 def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf) -> IngestPlan:
@@ -133,7 +148,10 @@ def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf)
         from pyspark.sql import functions as F
 
         for r in (
-            lh.read(MANIFEST).where(F.col("table") == table).select("file_name", "file_size", "file_modified_ms").collect()
+            lh.read(MANIFEST)
+            .where(F.col("table") == table)
+            .select("file_name", "file_size", "file_modified_ms")
+            .collect()
         ):
             seen.setdefault(r[0], set()).add((int(r[1]), int(r[2])))
     new, redelivered, unchanged = [], [], []
@@ -167,7 +185,9 @@ def check_csv_headers(files: Sequence[LandedFileInfo], source: SourceConf, table
         if header != list(source.columns):
             missing = [c for c in source.columns if c not in header]
             extra = [c for c in header if c not in source.columns]
-            detail = (f" missing: {', '.join(missing)};" if missing else "") + (f" unexpected: {', '.join(extra)};" if extra else "")
+            detail = (f" missing: {', '.join(missing)};" if missing else "") + (
+                f" unexpected: {', '.join(extra)};" if extra else ""
+            )
             raise IngestionError(
                 f"{table}: {f.name} has a header that does not match the declared columns of the source"
                 f" ({detail.strip(' ;') or 'same names, other order'}). Fix the file or conf/sources.yml; "
@@ -181,13 +201,19 @@ def read_landed(lh: Lakehouse, files: Sequence[LandedFileInfo], source: SourceCo
 
     schema = ", ".join(f"`{c}` string" for c in source.columns) + f", {CORRUPT_COLUMN} string"
     paths = [f.path for f in files]
-    reader = lh.spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+    reader = (
+        lh.spark.read.schema(schema)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+    )
     if source.format == "csv":
         return reader.option("header", "true").option("enforceSchema", "true").csv(paths)
     return reader.json(paths)
 
 
-def ingest(lh: Lakehouse, table: str, conf: TableConf, source_name: str, source: SourceConf, run_id: str) -> IngestResult:
+def ingest(
+    lh: Lakehouse, table: str, conf: TableConf, source_name: str, source: SourceConf, run_id: str
+) -> IngestResult:
     """Append the records of new and re-delivered files to ``table`` and record them in the manifest."""
     from pipelines.bronze.records import bronze_records
 
@@ -215,4 +241,6 @@ def ingest(lh: Lakehouse, table: str, conf: TableConf, source_name: str, source:
     status = {f.name: "new" for f in plan.new} | {f.name: "redelivered" for f in plan.redelivered}
     rows = [(table, f.name, f.size, f.modified_ms, result.version, run_id, status[f.name], now) for f in todo]
     lh.write(_manifest_df(lh, rows), MANIFEST, "append", description=MANIFEST_DESCRIPTION)
-    return IngestResult(table, len(plan.new), len(plan.redelivered), len(plan.unchanged), result.rows_written, result.version)
+    return IngestResult(
+        table, len(plan.new), len(plan.redelivered), len(plan.unchanged), result.rows_written, result.version
+    )

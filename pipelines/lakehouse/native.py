@@ -33,7 +33,9 @@ class NativeDeltaStore(DeltaStore):
         from delta.tables import DeltaTable
 
         if not self.exists(table):
-            raise TableNotFoundError(f"{table.name}: no Delta table at {table.location} (run the job that builds it)")
+            raise TableNotFoundError(
+                f"{table.name}: no Delta table at {table.location} (run the job that builds it)"
+            )
         if table.kind == "catalog":
             return DeltaTable.forName(self.spark, table.location)
         return DeltaTable.forPath(self.spark, table.location)
@@ -73,7 +75,9 @@ class NativeDeltaStore(DeltaStore):
         commit_info: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         if mode not in ("append", "overwrite"):
-            raise StorageError(f"{table.name}: unknown write mode {mode!r}; use append or overwrite (or merge)")
+            raise StorageError(
+                f"{table.name}: unknown write mode {mode!r}; use append or overwrite (or merge)"
+            )
         existed = self.exists(table)
         writer = df.write.format("delta").mode(mode)
         if partition_by:
@@ -93,7 +97,11 @@ class NativeDeltaStore(DeltaStore):
             text = str(exc).splitlines()[0]
             if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc) or "violate" in text.lower():
                 raise WriteConflictError(f"{table.name}: {text}") from None
-            if "schema" in text.lower() and "mismatch" in text.lower() or "DELTA_FAILED_TO_MERGE_FIELDS" in str(exc):
+            if (
+                "schema" in text.lower()
+                and "mismatch" in text.lower()
+                or "DELTA_FAILED_TO_MERGE_FIELDS" in str(exc)
+            ):
                 raise SchemaMismatchError(f"{table.name}: {text}") from None
             raise
         if not existed and (description or properties):
@@ -138,7 +146,9 @@ class NativeDeltaStore(DeltaStore):
         if spec.delete_not_matched_by_source:
             builder = builder.whenNotMatchedBySourceDelete(condition=spec.not_matched_by_source_condition)
         if commit_info:
-            self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", json.dumps(dict(commit_info), default=str))
+            self.spark.conf.set(
+                "spark.databricks.delta.commitInfo.userMetadata", json.dumps(dict(commit_info), default=str)
+            )
         try:
             builder.execute()
         finally:
@@ -150,7 +160,9 @@ class NativeDeltaStore(DeltaStore):
         self._delta_table(table).delete(predicate) if predicate else self._delta_table(table).delete()
         return self._result(table, "DELETE")
 
-    def update(self, table: TableRef, set_exprs: Mapping[str, str], predicate: str | None = None) -> WriteResult:
+    def update(
+        self, table: TableRef, set_exprs: Mapping[str, str], predicate: str | None = None
+    ) -> WriteResult:
         self._delta_table(table).update(condition=predicate, set=dict(set_exprs))
         return self._result(table, "UPDATE")
 

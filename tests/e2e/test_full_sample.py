@@ -18,7 +18,9 @@ EXPECTED = {"flights": 336_776, "weather": 26_115, "planes": 3_322, "airports": 
 
 def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MEDALLION_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def test_full_run_builds_bronze_and_a_rerun_adds_nothing(tmp_path: Path) -> None:
@@ -45,7 +47,9 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(tmp_path: Path) -> None
     ext = next(Path(duckdb_ext.__path__[0]).rglob("delta.duckdb_extension"))
     con = duckdb.connect()
     con.execute(f"LOAD '{ext}'")
-    count = con.execute(f"SELECT count(*) FROM delta_scan('{lakehouse / 'flights'}') WHERE carrier = 'UA'").fetchone()
+    count = con.execute(
+        f"SELECT count(*) FROM delta_scan('{lakehouse / 'flights'}') WHERE carrier = 'UA'"
+    ).fetchone()
     assert count == (58_665,)
 
     tables = _run(tmp_path, "tables")

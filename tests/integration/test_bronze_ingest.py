@@ -15,8 +15,8 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from pipelines.errors import IngestionError
-from pipelines.landing import land_sample, sample_data_dir
 from pipelines.lakehouse.ingest import MANIFEST, reconcile_manifest
+from pipelines.landing import land_sample, sample_data_dir
 from pipelines.runner import run_table
 
 pytestmark = pytest.mark.fast
@@ -49,7 +49,10 @@ def test_ingests_each_file_once_and_picks_up_new_ones(lakehouse) -> None:
     per_run = {r["_run_id"]: r["count"] for r in df.groupBy("_run_id").count().collect()}
     assert per_run == {"run-1": jan, "run-3": second.rows_written}
     manifest = lakehouse.read(MANIFEST).where(F.col("table") == "bronze.flights")
-    assert sorted(r.file_name for r in manifest.collect()) == ["flights/flights_2013_01.csv", "flights/flights_2013_02.csv"]
+    assert sorted(r.file_name for r in manifest.collect()) == [
+        "flights/flights_2013_01.csv",
+        "flights/flights_2013_02.csv",
+    ]
 
 
 def test_bronze_keeps_landed_text_and_metadata(lakehouse) -> None:
@@ -59,7 +62,12 @@ def test_bronze_keeps_landed_text_and_metadata(lakehouse) -> None:
     assert df.columns[:19] == list(lakehouse.settings.sources["flights"].columns)
     assert {f.dataType.simpleString() for f in df.schema.fields[:19]} == {"string"}
     row = df.where("flight = '1545' AND day = '1' AND dep_time = '517'").first()
-    assert (row.carrier, row.tailnum, row.arr_delay, row.time_hour) == ("UA", "N14228", "11", "2013-01-01T10:00:00Z")
+    assert (row.carrier, row.tailnum, row.arr_delay, row.time_hour) == (
+        "UA",
+        "N14228",
+        "11",
+        "2013-01-01T10:00:00Z",
+    )
     assert row._source_file.endswith("flights/flights_2013_01.csv")
     assert row._run_id == "run-meta" and row._corrupt_record is None and row._rescue_reason is None
     # "NA" stays as landed text in bronze; silver types it.
@@ -83,7 +91,9 @@ def test_malformed_records_are_kept_with_raw_text_and_reason(lakehouse) -> None:
 def test_malformed_json_line_is_rescued(lakehouse) -> None:
     landing = lakehouse.settings.landing_dir / "weather"
     landing.mkdir(parents=True)
-    (landing / "weather_x.jsonl").write_text('{"origin": "EWR", "temp": 39.02, "wind_gust": null}\n{not json\n')
+    (landing / "weather_x.jsonl").write_text(
+        '{"origin": "EWR", "temp": 39.02, "wind_gust": null}\n{not json\n'
+    )
     run_table(lakehouse, "bronze.weather", "run-json")
     rows = {r._corrupt_record: r for r in lakehouse.read("bronze.weather").collect()}
     assert set(rows) == {None, "{not json"}
@@ -148,5 +158,7 @@ def test_landing_twice_changes_nothing(lakehouse) -> None:
     second = land_sample(lakehouse.settings, months=[3], sources=["flights", "weather"])
     assert {f.status for f in first} == {"new"} and {f.status for f in second} == {"unchanged"}
     assert {f.path: os.stat(f.path).st_mtime_ns for f in second} == mtimes
-    weather = Path(lakehouse.settings.landing_dir / "weather" / "weather_2013_03.jsonl").read_text().splitlines()
+    weather = (
+        Path(lakehouse.settings.landing_dir / "weather" / "weather_2013_03.jsonl").read_text().splitlines()
+    )
     assert len(weather) == first[1].rows

@@ -15,7 +15,11 @@ pytestmark = pytest.mark.fast
 def _medallion(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "MEDALLION_HOME": str(home), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=full_env, timeout=300
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
     )
 
 

@@ -33,7 +33,9 @@ def test_offline_is_refused_on_databricks(monkeypatch: pytest.MonkeyPatch) -> No
         decide_engine(settings)
 
 
-def test_local_without_jars_is_offline_with_path_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_local_without_jars_is_offline_with_path_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     monkeypatch.delenv("MEDALLION_DELTA_JARS", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.m2 or ivy cache here
@@ -42,10 +44,14 @@ def test_local_without_jars_is_offline_with_path_names(monkeypatch: pytest.Monke
     assert find_delta_jars(settings) == ()
     info = decide_engine(settings)
     assert (info.engine, info.where) == ("offline", "local-offline")
-    assert resolve(settings, "bronze.flights").location == str(tmp_path / "home" / "lakehouse" / "bronze" / "flights")
+    assert resolve(settings, "bronze.flights").location == str(
+        tmp_path / "home" / "lakehouse" / "bronze" / "flights"
+    )
 
 
-def test_native_requested_without_jars_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_native_requested_without_jars_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     monkeypatch.delenv("MEDALLION_DELTA_JARS", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
