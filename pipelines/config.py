@@ -10,6 +10,7 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_CONF_DIR``   folder holding the YAML files (default: ``conf/`` of the checkout, else the packaged copy)
 - ``MEDALLION_HOME``       base folder for relative local paths (default ``paths.home`` from conf)
 - ``MEDALLION_LAKEHOUSE``  / ``MEDALLION_LANDING`` / ``MEDALLION_STATE``  override single paths
+- ``MEDALLION_CATALOG``    Unity Catalog catalog (overrides ``storage.catalog``; the jobs' ``--catalog``)
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
 """
 
@@ -379,6 +380,11 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     }
     if path_overrides:
         settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
+    catalog = os.environ.get("MEDALLION_CATALOG")
+    if catalog:
+        settings = dataclasses.replace(
+            settings, storage=dataclasses.replace(settings.storage, catalog=catalog)
+        )
     override = os.environ.get("MEDALLION_ENGINE")
     if override:
         settings = dataclasses.replace(
