@@ -103,6 +103,12 @@ def lakehouse(lakehouse_factory: Callable[..., Any]) -> Any:
     return lakehouse_factory()
 
 
+@pytest.fixture(scope="session")
+def golden_root() -> Path:
+    """The folder of golden tables (read only: copy with ``golden_table`` before anything writes)."""
+    return golden_dir()
+
+
 @pytest.fixture
 def golden_table(tmp_path: Path) -> Callable[[str], Path]:
     """``golden_table(name)`` -> a private copy of the golden table ``name`` under tmp_path."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -244,6 +245,7 @@ class OfflineDeltaStore(DeltaStore):
         commit_info: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         from deltalake import Schema as DeltaSchema
+        from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import CommitProperties, RemoveAction, create_table_with_add_actions
 
         if mode not in ("append", "overwrite"):
@@ -333,10 +335,15 @@ class OfflineDeltaStore(DeltaStore):
                     )
                 if properties:
                     self._table(table).alter.set_table_properties(dict(properties), raise_if_not_exists=False)
-        except BaseException:
+        except BaseException as exc:
             for path in moved:  # files already moved into place but not committed
                 with contextlib.suppress(OSError):
                     os.remove(path)
+            if isinstance(exc, CommitFailedError):  # a concurrent commit conflicts with this one
+                raise WriteConflictError(
+                    f"{table.name}: the table changed while this write ran ({str(exc).splitlines()[0]}); "
+                    "nothing was committed: run the job again"
+                ) from None
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -780,7 +787,12 @@ def _json_stat(value: Any, upper: bool) -> Any:
     if isinstance(value, float):
         return None if value != value or value in (float("inf"), float("-inf")) else value
     if isinstance(value, Decimal):
-        return float(value) if not upper else float(value)
+        # JSON holds a double, which readers parse back as a decimal: nudge it so that the text stays a
+        # bound (a maximum never below the true value, a minimum never above).
+        number = float(value)
+        while Decimal(repr(number)) < value if upper else Decimal(repr(number)) > value:
+            number = math.nextafter(number, math.inf if upper else -math.inf)
+        return number if math.isfinite(number) else None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)

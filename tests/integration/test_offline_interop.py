@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import pathlib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +46,9 @@ def make_row(i: int, part: str | None, variant: int = 0) -> tuple[Any, ...]:
         else dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
         + dt.timedelta(days=i * 400, microseconds=i * 123457 + variant),
         None if i % 4 == 2 else odd,
-        None if i % 11 == 10 else (i * 10 + variant, None if odd else f"lbl{i}", [f"t{i}", None, "x"][: i % 4]),
+        None
+        if i % 11 == 10
+        else (i * 10 + variant, None if odd else f"lbl{i}", [f"t{i}", None, "x"][: i % 4]),
         part,
     )
 
@@ -77,7 +80,9 @@ def duckdb_arrow(path: str) -> Any:
         con.close()
 
 
-def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(spark, lakehouse, rows_of, canonical):
+def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(
+    spark, lakehouse, rows_of, canonical
+):
     import polars as pl
     from chispa import assert_df_equality
     from deltalake import DeltaTable
@@ -116,7 +121,10 @@ def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(sp
     check_latest("create")
     # Spark's read back through our engine equals the DataFrame that was written (types, values).
     assert_df_equality(
-        lakehouse.read(name), df_of(first), ignore_row_order=True, ignore_nullable=True, ignore_column_order=False
+        lakehouse.read(name),
+        df_of(first),
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
 
     # v1: append.
@@ -194,3 +202,103 @@ def test_not_null_column_from_spark_range_stays_not_null_for_other_readers(spark
     assert rows_of(DeltaTable(path).to_pyarrow_table()) == (["id", "twice", "ts"], want)
     assert rows_of(lakehouse.read("bronze.ranged").toArrow()) == (["id", "twice", "ts"], want)
     assert rows_of(duckdb_arrow(str(path))) == (["id", "twice", "ts"], want)
+
+
+def test_table_in_a_folder_with_space_and_non_ascii_reads_and_replaces(spark, settings, tmp_path, rows_of):
+    """deltalake percent-encodes the table folder in file_uris()/table_uri: the engine must not use those."""
+    from deltalake import DeltaTable
+
+    from pipelines.lakehouse import TableRef
+    from pipelines.lakehouse.offline import OfflineDeltaStore
+
+    store = OfflineDeltaStore(spark, settings.storage.offline)
+    ddl = "id long, p string"
+    for partition_by in ([], ["p"]):
+        location = tmp_path / "my lake ü" / f"t{len(partition_by)}"
+        table = TableRef("silver.spaced", "path", str(location))
+        store.write(
+            spark.createDataFrame([(1, "a"), (2, "b"), (3, "b")], ddl), table, partition_by=partition_by
+        )
+        store.write(
+            spark.createDataFrame([(2, "b"), (20, "b")], ddl),
+            table,
+            "overwrite",
+            replace_where="id >= 2 AND id < 30",
+        )
+        want = (["id", "p"], [(1, "a"), (2, "b"), (20, "b")])
+        assert rows_of(store.read(table).toArrow()) == want, partition_by
+        assert rows_of(DeltaTable(str(location)).to_pyarrow_table()) == want, partition_by
+        assert rows_of(store.read(table, version=0).toArrow()) == (
+            ["id", "p"],
+            [(1, "a"), (2, "b"), (3, "b")],
+        )
+
+
+def test_file_statistics_bound_the_data(spark, lakehouse):
+    """Every file's min/max/nullCount/numRecords in the log is a true bound of its data (readers skip files by them)."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    # Values whose stats are easy to get wrong: decimals a double rounds down, sub-millisecond timestamps,
+    # strings longer than the stats prefix, negatives, nulls.
+    rounds_down = Decimal("1234567890123456900000000001")  # as a JSON double: 1.2345678901234569e+27
+    rows = [
+        (
+            1,
+            rounds_down,
+            -rounds_down,
+            dt.datetime(2024, 1, 1, 0, 0, 0, 999, tzinfo=UTC),
+            "z" * 40,
+            dt.date(2000, 1, 1),
+        ),
+        (
+            2,
+            Decimal("0.1"),
+            Decimal("-0.3"),
+            dt.datetime(1960, 5, 5, 5, 5, 5, 1, tzinfo=UTC),
+            "a" * 33 + "\u00ff",
+            None,
+        ),
+        (3, None, Decimal("12345.6789"), None, None, dt.date(1999, 12, 31)),
+    ]
+    df = spark.createDataFrame(
+        rows, "id long, hi decimal(38,0), lo decimal(38,4), ts timestamp, s string, d date"
+    )
+    lakehouse.write(df.coalesce(1), "bronze.stats")
+    path = lakehouse.ref("bronze.stats").location
+    (log,) = sorted((Path(path) / "_delta_log").glob("*.json"))
+    adds = [json.loads(line)["add"] for line in log.read_text().splitlines() if '"add"' in line]
+    assert adds
+    for add in adds:
+        stats = json.loads(add["stats"], parse_float=Decimal)
+        data = pq.read_table(Path(path) / add["path"])
+        assert stats["numRecords"] == data.num_rows
+        for column in data.column_names:
+            values = data.column(column)
+            assert stats["nullCount"][column] == values.null_count, column
+            if values.null_count == len(values):
+                continue
+            true_min, true_max = (v.as_py() for v in pc.min_max(values).values())
+            for bound, true, ok in (("minValues", true_min, le), ("maxValues", true_max, ge)):
+                if column not in stats[bound]:
+                    continue  # no statistic is always safe
+                stat = parse_stat(stats[bound][column], true)
+                assert ok(stat, true), f"{bound}.{column} = {stats[bound][column]!r} does not bound {true!r}"
+
+
+def le(a: Any, b: Any) -> bool:
+    return a <= b
+
+
+def ge(a: Any, b: Any) -> bool:
+    return a >= b
+
+
+def parse_stat(stat: Any, like: Any) -> Any:
+    if isinstance(like, dt.datetime):
+        return dt.datetime.fromisoformat(stat.replace("Z", "+00:00"))
+    if isinstance(like, dt.date):
+        return dt.date.fromisoformat(stat)
+    return stat
