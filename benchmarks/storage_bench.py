@@ -25,7 +25,7 @@ from pipelines.lakehouse import Lakehouse, MergeSpec, TableRef  # noqa: E402
 from pipelines.lakehouse.offline import OfflineDeltaStore  # noqa: E402
 from pipelines.session import get_session, stop_session  # noqa: E402
 
-AGG = "sum(delay) AS s, count(*) AS n, max(scheduled) AS m"
+AGG = ("sum(delay) AS s", "count(*) AS n", "max(scheduled) AS m")
 
 
 def generated(spark, rows: int, offset: int = 0):  # type: ignore[no-untyped-def]
@@ -86,12 +86,10 @@ def main() -> None:
             print(f"{rows:>10,} {'write':<28} {pq_w:>10.2f} {dl_w:>9.2f} {dl_w / pq_w:>7.2f}", flush=True)
 
             def parquet_read(_i: int, rows: int = rows) -> None:
-                spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(AGG).collect()
+                spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(*AGG).collect()
 
             def delta_read(_i: int, rows: int = rows) -> None:
-                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(
-                    AGG
-                ).collect()
+                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(*AGG).collect()
 
             pq_r = best(args.repeat, parquet_read)
             dl_r = best(args.repeat, delta_read)
