@@ -108,7 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     maintain.add_argument(
         "--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)"
     )
+    for module in _extensions():
+        module.register(sub)
     return parser
+
+
+# Command groups that live beside their feature (data quality, analyst SQL, ML). Each module has
+# ``register(subparsers)``, which adds its sub-commands and sets ``func`` on them (a callable taking
+# ``(settings, args)`` and returning the exit code). Import them lazily: no Spark or MLflow at import time.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _extensions() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in EXTENSIONS]
 
 
 def _print(line: str = "") -> None:
@@ -254,7 +268,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(args.env)
-        return COMMANDS[args.command](settings, args)
+        func = getattr(args, "func", None) or COMMANDS[args.command]
+        return int(func(settings, args))
     except MedallionError as exc:
         if args.verbose:
             traceback.print_exc()
