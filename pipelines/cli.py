@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild from all input rows instead of only those new since the last build (unchanged rows "
+        "are still not rewritten)",
+    )
 
     land = sub.add_parser(
         "land",
@@ -181,7 +187,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
         )
 
-    results = run_pipeline(lh, tables, run_id, on_step=show)
+    results = run_pipeline(lh, tables, run_id, on_step=show, full_refresh=args.full_refresh)
     written = sum(r.rows_written for r in results)
     built = sum(1 for r in results if r.status == "ok")
     _print(

@@ -100,6 +100,30 @@ class WriteConf:
     mode: str = "append"
     keys: tuple[str, ...] = ()
     partition_by: tuple[str, ...] = ()
+    # merge only: a matched row is updated only where this holds (aliases t = target, s = source),
+    # e.g. "s._row_hash <> t._row_hash" so that an unchanged re-delivery rewrites nothing.
+    update_condition: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpectationConf:
+    """One data-quality check of a table (see pipelines/dq/spec.py for the types and their keys)."""
+
+    name: str
+    type: str
+    action: str = "warn"
+    description: str = ""
+    column: str | None = None
+    columns: tuple[str, ...] = ()
+    min: Any = None
+    max: Any = None
+    values: tuple[Any, ...] = ()
+    pattern: str | None = None
+    expr: str | None = None
+    ref_table: str | None = None
+    ref_column: str | None = None
+    max_change_pct: Any = None
+    max_age_hours: Any = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,10 @@ class TableConf:
     write: WriteConf = field(default_factory=WriteConf)
     columns: Mapping[str, str] = field(default_factory=dict)
     properties: Mapping[str, str] = field(default_factory=dict)
+    # Data-quality checks, run on every batch before it is written (pipelines/dq).
+    expectations: tuple[ExpectationConf, ...] = ()
+    # The YAML file that declares the table (filled in by the loader, for error messages).
+    declared_in: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,6 +233,10 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 
 def _convert(tp: Any, value: Any, where: str, source: str) -> Any:
     """Turn YAML data into ``tp``, rejecting unknown keys and wrong types with a precise message."""
+    if tp is Any:
+        if isinstance(value, Mapping | list):
+            raise ConfigError(f"{source}: {where} must be a single value, found {value!r}")
+        return value
     tp, optional = _unwrap_optional(tp)
     if value is None:
         if optional:
@@ -268,7 +300,9 @@ def _convert(tp: Any, value: Any, where: str, source: str) -> Any:
 
 
 def _allowed_keys(tp: Any) -> list[str]:
-    return [f.name for f in dataclasses.fields(tp) if f.init and f.name not in ("env", "conf_dir")]
+    return [
+        f.name for f in dataclasses.fields(tp) if f.init and f.name not in ("env", "conf_dir", "declared_in")
+    ]
 
 
 def _check_keys(tp: Any, value: Any, where: str, source: str) -> None:
@@ -288,6 +322,11 @@ def _check_keys(tp: Any, value: Any, where: str, source: str) -> None:
         _key_tp, val_tp = get_args(tp)
         for key, sub in value.items():
             _check_keys(val_tp, sub, f"{where}.{key}", source)
+    elif get_origin(tp) is tuple and isinstance(value, list):
+        item_tp = get_args(tp)[0]
+        for i, sub in enumerate(value):
+            label = sub.get("name", i) if isinstance(sub, Mapping) else i
+            _check_keys(item_tp, sub, f"{where}[{label}]", source)
 
 
 def _validate(settings: Settings) -> None:
@@ -338,6 +377,9 @@ def _validate(settings: Settings) -> None:
         for dep in table.inputs:
             if dep not in settings.tables:
                 raise ConfigError(f"{src}: tables.{name}.inputs names {dep!r}, which is not declared")
+    from pipelines.dq.spec import validate_expectations
+
+    validate_expectations(settings)
 
 
 def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
@@ -360,14 +402,27 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     files.append(env_file)
 
     merged: dict[str, Any] = {}
+    declared_in: dict[str, str] = {}
     for path in files:
         data = _read_yaml(path)
         # Check this file's keys on its own so that the message names the right file.
         _check_keys(Settings, data, "", str(path))
+        for table_name in data.get("tables") or {}:
+            declared_in.setdefault(str(table_name), str(path))
         merged = _deep_merge(merged, data)
 
     settings = _convert(Settings, merged, "", f"{directory} (env {env})")
-    settings = dataclasses.replace(settings, env=env, conf_dir=str(directory))
+    settings = dataclasses.replace(
+        settings,
+        env=env,
+        conf_dir=str(directory),
+        tables=types.MappingProxyType(
+            {
+                name: dataclasses.replace(table, declared_in=declared_in.get(name, ""))
+                for name, table in settings.tables.items()
+            }
+        ),
+    )
     path_overrides = {
         key: os.environ[var]
         for key, var in (

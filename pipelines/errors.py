@@ -60,3 +60,7 @@ class IngestionError(MedallionError):
 
 class LandingError(MedallionError):
     """The sample data could not be delivered to the landing folder."""
+
+
+class DataQualityError(MedallionError):
+    """A ``fail``-level data-quality check failed: the target table was not written."""

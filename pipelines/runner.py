@@ -13,10 +13,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pipelines.config import LAYERS, Settings
 from pipelines.errors import ConfigError, UsageError
 from pipelines.lakehouse import Lakehouse, MergeSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def topological_order(settings: Settings) -> list[str]:
         if state.get(name) == 1:
             raise ConfigError(f"tables form a cycle: {' -> '.join((*trail, name))}")
         state[name] = 1
-        for dep in settings.tables[name].inputs:
+        for dep in dependencies(settings, name):
             visit(dep, (*trail, name))
         state[name] = 2
         order.append(name)
@@ -53,6 +57,13 @@ def topological_order(settings: Settings) -> list[str]:
     for name in sorted(settings.tables, key=lambda n: (LAYERS.index(settings.tables[n].layer), n)):
         visit(name, ())
     return order
+
+
+def dependencies(settings: Settings, name: str) -> list[str]:
+    """Tables that must be built before ``name``: its inputs and the reference tables of its checks."""
+    table = settings.tables[name]
+    refs = [c.ref_table for c in table.expectations if c.type == "foreign_key" and c.ref_table]
+    return [*table.inputs, *(r for r in refs if r not in table.inputs and r != name)]
 
 
 def downstream(settings: Settings, root: str) -> set[str]:
@@ -99,8 +110,72 @@ def _load_transform(path: str) -> Callable[..., object]:
         raise ConfigError(f"transform {path!r} cannot be imported: {exc}") from None
 
 
-def run_table(lh: Lakehouse, name: str, run_id: str) -> StepResult:
-    """Build one table: ingest for bronze, otherwise read inputs -> transform -> write as declared."""
+@dataclass(frozen=True)
+class TableOutput:
+    """What a transform may return instead of a bare DataFrame.
+
+    ``replace_where``: for tables written with ``overwrite``, replace only the rows matching this SQL predicate
+    (one atomic commit), e.g. the dates a newly landed month touches; the rest of the table stays.
+    """
+
+    df: DataFrame
+    replace_where: str | None = None
+
+
+INPUTS_KEY = "medallion.inputs"
+
+
+def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
+    """Input versions recorded by the table's last pipeline write (None: never built, or unknown)."""
+    import json
+
+    if not lh.exists(name):
+        return None
+    for commit in lh.history(name):
+        raw = commit["custom"].get(INPUTS_KEY)
+        if raw:
+            try:
+                return {str(k): int(v) for k, v in json.loads(raw).items()}
+            except (ValueError, TypeError, AttributeError):
+                return None
+    return None
+
+
+def _changes_since(lh: Lakehouse, dep: str, since: int, now: int, df: DataFrame) -> DataFrame | None:
+    """Rows of ``dep`` written by the runs that committed versions (since, now]; None when unknowable."""
+    from pyspark.sql import functions as F
+
+    if "_run_id" not in df.columns:
+        return None
+    run_ids = sorted(
+        {
+            str(c["custom"]["medallion.run_id"])
+            for c in lh.history(dep)
+            if since < c["version"] <= now and c["custom"].get("medallion.run_id")
+        }
+    )
+    return df.where(F.col("_run_id").isin(run_ids))
+
+
+def _input_changed(lh: Lakehouse, dep: str, since: int, now: int) -> bool:
+    """Did any pipeline run write ``dep`` after version ``since``? (OPTIMIZE/VACUUM commits do not count.)"""
+    return any(since < c["version"] <= now and c["custom"].get("medallion.run_id") for c in lh.history(dep))
+
+
+def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False) -> StepResult:
+    """Build one table: ingest for bronze, otherwise read inputs -> transform -> checks -> write as declared.
+
+    A transform is called with one DataFrame per input (keyword = the input's short name, each read at the
+    version current when the step starts). If it also takes a ``changes`` argument, it gets, per input, only
+    the rows written since this table was last built (by ``_run_id``), or None when the table is new or
+    ``full_refresh`` is set: incremental tables transform what is new and MERGE or replace it.
+    A table whose inputs did not change since its last build is skipped ("nothing new").
+    """
+    import inspect
+    import json
+
+    from pipelines.dq.engine import SOURCE_RECORD, TableChecks, describe
+
     settings = lh.settings
     conf = settings.table(name)
     started = time.perf_counter()
@@ -123,33 +198,80 @@ def run_table(lh: Lakehouse, name: str, run_id: str) -> StepResult:
         )
     assert conf.transform is not None
     transform = _load_transform(conf.transform)
-    inputs = {dep.partition(".")[2]: lh.read(dep) for dep in conf.inputs}
-    df = transform(**inputs)
-    commit = {"medallion.run_id": run_id}
-    if conf.write.mode == "merge":
-        result = (
-            lh.merge(df, name, MergeSpec(keys=conf.write.keys), commit_info=commit)
-            if lh.exists(name)
-            else lh.write(
-                df,
+    missing = [dep for dep in conf.inputs if not lh.exists(dep)]
+    if missing:
+        raise UsageError(
+            f"{name}: input table(s) {', '.join(missing)} not built yet; "
+            f"run `medallion run --select {missing[0]}+` first"
+        )
+    versions = {dep: lh.version(dep) for dep in conf.inputs}
+    last = None if full_refresh else _last_inputs(lh, name)
+    if last is not None and all(
+        dep in last and not _input_changed(lh, dep, last[dep], v)
+        for dep, v in versions.items()
+        if v is not None
+    ):
+        return StepResult(
+            name, "nothing new", 0, 0, time.perf_counter() - started, lh.version(name), "inputs unchanged"
+        )
+    frames = {dep: lh.read(dep, versions[dep]) for dep in conf.inputs}
+    kwargs: dict[str, object] = {dep.partition(".")[2]: frames[dep] for dep in conf.inputs}
+    if "changes" in inspect.signature(transform).parameters:
+        kwargs["changes"] = {
+            dep.partition(".")[2]: (
+                None
+                if last is None or dep not in last or versions[dep] is None
+                else _changes_since(lh, dep, last[dep], versions[dep] or 0, frames[dep])
+            )
+            for dep in conf.inputs
+        }
+    out = transform(**kwargs)
+    replace_where = None
+    if isinstance(out, TableOutput):
+        out, replace_where = out.df, out.replace_where
+    from pyspark.sql import functions as F
+
+    # Every table row carries the run that last wrote it: downstream tables read their changes by it.
+    df = out.withColumn("_run_id", F.lit(run_id))
+    commit = {"medallion.run_id": run_id, INPUTS_KEY: json.dumps(versions, sort_keys=True)}
+
+    checks = TableChecks(lh, name, conf, run_id)
+    prepared = checks.prepare(df)
+    checks.run_dataset_checks(df)
+    to_write = prepared.kept
+    if SOURCE_RECORD in to_write.columns:
+        to_write = to_write.drop(SOURCE_RECORD)
+    try:
+        if conf.write.mode == "merge" and lh.exists(name):
+            result = lh.merge(
+                to_write,
                 name,
-                "overwrite",
+                MergeSpec(keys=conf.write.keys, update_condition=conf.write.update_condition),
+                commit_info=commit,
+            )
+        else:
+            result = lh.write(
+                to_write,
+                name,
+                "overwrite" if conf.write.mode == "merge" else conf.write.mode,
                 partition_by=conf.write.partition_by,
+                replace_where=replace_where,
                 description=conf.description,
                 commit_info=commit,
             )
-        )
-    else:
-        result = lh.write(
-            df,
-            name,
-            conf.write.mode,
-            partition_by=conf.write.partition_by,
-            description=conf.description,
-            commit_info=commit,
-        )
+    except Exception as exc:
+        dq_error = checks.failed_write(exc)
+        if dq_error is not None:
+            raise dq_error from None
+        raise
+    outcomes = checks.finish(result.version)
     if conf.columns or conf.description:
         lh.set_comments(name, conf.description, conf.columns or None)
+    detail = describe([*outcomes, *checks.dataset_outcomes])
+    if checks.quarantined:
+        detail += f"; {checks.quarantined:,} quarantined"
+    if result.rows_updated:
+        detail = f"{result.rows_updated:,} updated; " + detail
     return StepResult(
         name,
         "ok",
@@ -157,6 +279,7 @@ def run_table(lh: Lakehouse, name: str, run_id: str) -> StepResult:
         result.rows_written + result.rows_updated,
         time.perf_counter() - started,
         result.version,
+        detail.strip("; "),
     )
 
 
@@ -165,11 +288,12 @@ def run_pipeline(
     tables: Sequence[str],
     run_id: str,
     on_step: Callable[[StepResult], None] | None = None,
+    full_refresh: bool = False,
 ) -> list[StepResult]:
     """Run ``tables`` in order; stops at the first failure (its exception propagates)."""
     results = []
     for name in tables:
-        result = run_table(lh, name, run_id)
+        result = run_table(lh, name, run_id, full_refresh=full_refresh)
         results.append(result)
         if on_step:
             on_step(result)

