@@ -241,6 +241,10 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     to_write = prepared.kept
     if SOURCE_RECORD in to_write.columns:
         to_write = to_write.drop(SOURCE_RECORD)
+    # Column comments travel in the schema, so a new table is created documented in one commit.
+    for column, comment in conf.columns.items():
+        if column in to_write.columns:
+            to_write = to_write.withMetadata(column, {"comment": comment})
     try:
         if conf.write.mode == "merge" and lh.exists(name):
             result = lh.merge(
@@ -298,3 +302,10 @@ def run_pipeline(
         if on_step:
             on_step(result)
     return results
+
+
+def identity(**inputs: DataFrame) -> DataFrame:
+    """A transform that passes its single input through (checks and write settings still apply)."""
+    if len(inputs) != 1:
+        raise ConfigError(f"the identity transform takes exactly one input, got {', '.join(inputs) or 'none'}")
+    return next(iter(inputs.values()))
