@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config import LAYERS, Settings
 from pipelines.errors import ConfigError, UsageError
@@ -141,25 +141,47 @@ def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
     return None
 
 
+# Commits that change no rows: maintenance and metadata. Anything else counts as new data.
+NON_DATA_OPERATIONS = frozenset(
+    {
+        "OPTIMIZE",
+        "VACUUM START",
+        "VACUUM END",
+        "SET TBLPROPERTIES",
+        "UNSET TBLPROPERTIES",
+        "UPDATE FIELD METADATA",
+        "UPDATE TABLE METADATA",
+        "CHANGE COLUMN",
+        "ADD CONSTRAINT",
+        "DROP CONSTRAINT",
+        "SET TABLE DESCRIPTION",
+    }
+)
+
+
+def _data_commits(lh: Lakehouse, dep: str, since: int, now: int) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in lh.history(dep)
+        if since < c["version"] <= now and (c.get("operation") or "").upper() not in NON_DATA_OPERATIONS
+    ]
+
+
 def _changes_since(lh: Lakehouse, dep: str, since: int, now: int, df: DataFrame) -> DataFrame | None:
-    """Rows of ``dep`` written by the runs that committed versions (since, now]; None when unknowable."""
+    """Rows of ``dep`` written by the runs that committed versions (since, now]; None (= read everything)
+    when a data commit carries no run id (a write from outside the pipeline) or rows carry none."""
     from pyspark.sql import functions as F
 
-    if "_run_id" not in df.columns:
+    commits = _data_commits(lh, dep, since, now)
+    if "_run_id" not in df.columns or any(not c["custom"].get("medallion.run_id") for c in commits):
         return None
-    run_ids = sorted(
-        {
-            str(c["custom"]["medallion.run_id"])
-            for c in lh.history(dep)
-            if since < c["version"] <= now and c["custom"].get("medallion.run_id")
-        }
-    )
+    run_ids = sorted({str(c["custom"]["medallion.run_id"]) for c in commits})
     return df.where(F.col("_run_id").isin(run_ids))
 
 
 def _input_changed(lh: Lakehouse, dep: str, since: int, now: int) -> bool:
-    """Did any pipeline run write ``dep`` after version ``since``? (OPTIMIZE/VACUUM commits do not count.)"""
-    return any(since < c["version"] <= now and c["custom"].get("medallion.run_id") for c in lh.history(dep))
+    """Did anything but maintenance (OPTIMIZE, VACUUM, comments) commit to ``dep`` after version ``since``?"""
+    return bool(_data_commits(lh, dep, since, now))
 
 
 def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False) -> StepResult:
