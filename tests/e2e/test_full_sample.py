@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -16,16 +14,8 @@ pytestmark = pytest.mark.slow
 EXPECTED = {"flights": 336_776, "weather": 26_115, "planes": 3_322, "airports": 1_458, "airlines": 16}
 
 
-def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MEDALLION_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, timeout=900
-    )
-
-
-def test_full_run_builds_bronze_and_a_rerun_adds_nothing(tmp_path: Path) -> None:
-    first = _run(tmp_path, "run")
-    assert first.returncode == 0, first.stderr
+def test_full_run_builds_bronze_and_a_rerun_adds_nothing(full_run: tuple[Path, Any], cli: Any) -> None:
+    tmp_path, _first = full_run
     lakehouse = tmp_path / "lakehouse" / "bronze"
     for table, rows in EXPECTED.items():
         dt = DeltaTable(str(lakehouse / table))
@@ -34,7 +24,7 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(tmp_path: Path) -> None
     assert len(set(flights.column("_source_file").to_pylist())) == 12
     versions = {t: DeltaTable(str(lakehouse / t)).version() for t in EXPECTED}
 
-    second = _run(tmp_path, "run")
+    second = cli(tmp_path, "run")
     assert second.returncode == 0, second.stderr
     assert "0 rows written" in second.stdout
     for table, rows in EXPECTED.items():
@@ -52,5 +42,5 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(tmp_path: Path) -> None
     ).fetchone()
     assert count == (58_665,)
 
-    tables = _run(tmp_path, "tables")
+    tables = cli(tmp_path, "tables")
     assert tables.returncode == 0 and "336,776" in tables.stdout
