@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 # Command groups that live beside their feature (data quality, analyst SQL, ML). Each module has
 # ``register(subparsers)``, which adds its sub-commands and sets ``func`` on them (a callable taking
 # ``(settings, args)`` and returning the exit code). Import them lazily: no Spark or MLflow at import time.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli",)
 
 
 def _extensions() -> list[Any]:
