@@ -1,4 +1,5 @@
-"""``medallion-task``: the entry point of every Databricks python_wheel_task.
+"""``medallion-task``: a generic entry point for ad-hoc runs of any selection (the scheduled jobs use the
+per-task entry points of :mod:`jobs.tasks`).
 
     medallion-task --env dev --select bronze [--catalog medallion_dev] [--run-id {{job.run_id}}]
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
 
@@ -47,7 +47,7 @@ def build_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.catalog:
         os.environ["MEDALLION_CATALOG"] = args.catalog
@@ -56,5 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(build_argv(args))
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console script: exits with the CLI's code (a SystemExit on Databricks, see jobs.tasks.finish)."""
+    from jobs.tasks import finish
+
+    finish(run(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

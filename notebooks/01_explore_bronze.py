@@ -1,28 +1,63 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # Explore bronze
-# MAGIC Landed records as delivered, with their ingestion metadata. Logic lives in the `pipelines` package;
-# MAGIC this notebook only reads through the same storage layer the jobs use.
+# MAGIC # Explore bronze and silver
+# MAGIC Landed records as delivered with their ingestion metadata, then the silver tables and what data quality
+# MAGIC kept out of them. Logic lives in the `pipelines` package (`pipelines.reports`); this notebook only reads
+# MAGIC through the storage layer the jobs use. `MEDALLION_ENV` picks the environment (local, dev, prod).
 
 # COMMAND ----------
 
+from pipelines import reports
 from pipelines.config import load_settings
 from pipelines.lakehouse import open_lakehouse
 
-settings = load_settings()  # MEDALLION_ENV picks the environment (local, dev, prod)
+# Tables this notebook needs (tests/integration/test_jobs_and_notebooks.py builds them before running it)
+# and tables it shows when they exist.
+INPUT_TABLES = ("bronze.flights",)
+OPTIONAL_TABLES = ("silver.flights", "silver.weather", "silver.planes", "gold.dq_results")
+
+settings = load_settings()
 lakehouse = open_lakehouse(settings)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Bronze: files and records
 
 # COMMAND ----------
 
 flights = lakehouse.read("bronze.flights")
 print(f"bronze.flights: {flights.count():,} rows, Delta version {lakehouse.version('bronze.flights')}")
-flights.groupBy("_source_file").count().orderBy("_source_file").show(truncate=False)
+reports.files_summary(flights).show(truncate=False)
 
 # COMMAND ----------
 
 # Records that did not parse into the source's columns, with the reason (never dropped).
-flights.where("_corrupt_record IS NOT NULL").select("_corrupt_record", "_rescue_reason", "_source_file").show(truncate=False)
+reports.rescued_records(flights).show(truncate=False)
 
 # COMMAND ----------
 
-lakehouse.read("bronze.ingest_manifest").orderBy("table", "file_name").show(50, truncate=False)
+if lakehouse.exists("bronze.ingest_manifest"):  # the manifest path (local); Auto Loader keeps a checkpoint instead
+    lakehouse.read("bronze.ingest_manifest").orderBy("table", "file_name").show(50, truncate=False)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Silver: row counts, quarantine reasons, the latest data-quality results
+
+# COMMAND ----------
+
+silver_counts = {}
+for name in [t for t in settings.tables if t.startswith("silver.")]:
+    if lakehouse.exists(name):
+        silver_counts[name] = lakehouse.read(name).count()
+        quarantine = f"{name}_quarantine"
+        if lakehouse.exists(quarantine):
+            print(f"{quarantine}: rows per failed check")
+            reports.quarantine_reasons(lakehouse.read(quarantine)).show(truncate=False)
+print(silver_counts or "no silver table is built yet")
+
+# COMMAND ----------
+
+if lakehouse.exists("gold.dq_results"):
+    reports.latest_dq_results(lakehouse.read("gold.dq_results")).show(100, truncate=False)

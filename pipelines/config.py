@@ -12,6 +12,8 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_LAKEHOUSE``  / ``MEDALLION_LANDING`` / ``MEDALLION_STATE``  override single paths
 - ``MEDALLION_CATALOG``    Unity Catalog catalog (overrides ``storage.catalog``; the jobs' ``--catalog``)
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
+- ``MEDALLION_SCHEMA_BRONZE`` / ``_SILVER`` / ``_GOLD``  schema of a layer (overrides ``storage.schemas``;
+  the jobs' ``--bronze-schema`` etc., so that bundle variables name the Unity Catalog schemas)
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ ENGINES = ("auto", "native", "offline")
 WRITE_MODES = ("append", "overwrite", "merge")
 SOURCE_FORMATS = ("csv", "jsonl")
 REDELIVERY_POLICIES = ("reingest", "skip", "fail")
+# How bronze takes landed files: manifest (pipelines/lakehouse/ingest.py, runs anywhere) or autoloader
+# (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
+INGEST_MODES = ("manifest", "autoloader")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class StorageConf:
     # A folder of Delta jars for the native engine on a local machine (also MEDALLION_DELTA_JARS).
     delta_jars: str | None = None
     offline: OfflineConf = field(default_factory=OfflineConf)
+    # Bronze ingestion of landed files: one of INGEST_MODES.
+    ingest: str = "manifest"
 
 
 @dataclass(frozen=True)
@@ -335,6 +342,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"{src}: storage.engine is {settings.storage.engine!r}; allowed: {', '.join(ENGINES)}"
         )
+    if settings.storage.ingest not in INGEST_MODES:
+        raise ConfigError(
+            f"{src}: storage.ingest is {settings.storage.ingest!r}; allowed: {', '.join(INGEST_MODES)}"
+        )
     if settings.storage.naming not in ("path", "catalog"):
         raise ConfigError(f"{src}: storage.naming is {settings.storage.naming!r}; allowed: path, catalog")
     if settings.storage.naming == "catalog" and not settings.storage.catalog:
@@ -439,6 +450,16 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     if catalog:
         settings = dataclasses.replace(
             settings, storage=dataclasses.replace(settings.storage, catalog=catalog)
+        )
+    schemas = {
+        layer: os.environ[f"MEDALLION_SCHEMA_{layer.upper()}"]
+        for layer in LAYERS
+        if os.environ.get(f"MEDALLION_SCHEMA_{layer.upper()}")
+    }
+    if schemas:
+        merged_schemas = types.MappingProxyType({**settings.storage.schemas, **schemas})
+        settings = dataclasses.replace(
+            settings, storage=dataclasses.replace(settings.storage, schemas=merged_schemas)
         )
     override = os.environ.get("MEDALLION_ENGINE")
     if override:

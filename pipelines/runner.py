@@ -202,8 +202,9 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     conf = settings.table(name)
     started = time.perf_counter()
     if conf.source is not None:
-        from pipelines.lakehouse.ingest import ingest
+        from pipelines.lakehouse.ingest import ingest_function
 
+        ingest = ingest_function(settings)  # storage.ingest: manifest (anywhere) or autoloader (Databricks)
         res = ingest(lh, name, conf, conf.source, settings.sources[conf.source], run_id)
         files = res.files_new + res.files_redelivered
         detail = f"{files} file(s) ingested, {res.files_skipped} already in"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,3 +244,19 @@ def ingest(
     return IngestResult(
         table, len(plan.new), len(plan.redelivered), len(plan.unchanged), result.rows_written, result.version
     )
+
+
+Ingest = Callable[[Lakehouse, str, TableConf, str, SourceConf, str], IngestResult]
+
+
+def ingest_function(settings: Any) -> Ingest:
+    """The bronze ingestion that ``storage.ingest`` selects: ``manifest`` (this module, runs anywhere) or
+    ``autoloader`` (:mod:`pipelines.lakehouse.autoloader`, Databricks Auto Loader)."""
+    mode = settings.storage.ingest
+    if mode == "autoloader":
+        from pipelines.lakehouse.autoloader import ingest as autoloader_ingest
+
+        return autoloader_ingest
+    if mode == "manifest":
+        return ingest
+    raise IngestionError(f"storage.ingest is {mode!r}; allowed: manifest, autoloader")

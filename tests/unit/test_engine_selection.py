@@ -77,3 +77,20 @@ def test_jar_folder_without_delta_is_an_error(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("MEDALLION_DELTA_JARS", str(tmp_path))
     with pytest.raises(SessionError):
         decide_engine(load_settings("local", CONF))
+
+
+def test_databricks_job_environment_names_every_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a job task sets (jobs/tasks.py): catalog and per-layer schemas from the bundle, read by config."""
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "18.0")
+    monkeypatch.setenv("MEDALLION_CATALOG", "team")
+    monkeypatch.setenv("MEDALLION_SCHEMA_SILVER", "dev_someone_silver")
+    settings = load_settings("dev", CONF)
+    assert decide_engine(settings).engine == "native"
+    assert resolve(settings, "silver.flights").location == "team.dev_someone_silver.flights"
+    assert resolve(settings, "bronze.flights").location == "team.bronze.flights"  # not overridden
+    assert settings.storage.ingest == "autoloader"
+
+
+def test_local_environment_keeps_the_manifest_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    assert load_settings("local", CONF).storage.ingest == "manifest"

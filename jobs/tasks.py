@@ -1,0 +1,158 @@
+"""One entry point per Databricks task of the ``medallion_daily`` and ``medallion_maintenance`` jobs.
+
+    medallion-bronze   --env dev --catalog medallion_dev [--land sample] --run-id {{job.run_id}}
+    medallion-silver   --env dev --catalog medallion_dev --run-id {{job.run_id}}
+    medallion-gold     --env dev --catalog medallion_dev --run-id {{job.run_id}}
+    medallion-train    --env dev --catalog medallion_dev
+    medallion-score    --env dev --catalog medallion_dev
+    medallion-maintain --env dev --catalog medallion_dev [--retention-hours 168]
+
+Each is thin: parse the task's arguments, put the deployment's names into the environment the config
+loader reads (``MEDALLION_CATALOG``, ``MEDALLION_SCHEMA_<LAYER>``, ``MEDALLION_HOME``), and call
+:func:`pipelines.cli.run_cli` with the same command a developer types locally (``medallion run --select
+silver``, ``medallion train``, ...). The session factory picks the cluster's session and native Delta on
+Databricks (``DATABRICKS_RUNTIME_VERSION``), the offline engine on a laptop; ``storage.ingest`` in
+``conf/<env>.yml`` picks Auto Loader or the manifest for bronze. A non-zero exit code fails the task, so the
+job's retry policy and failure notifications apply; every task is idempotent, so a retry is safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+LAYERS = ("bronze", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A job task: its console script, what it runs, and which options it takes beyond the common ones."""
+
+    name: str
+    script: str
+    summary: str
+    run_id: bool = True  # takes --run-id (recorded with every write)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "bronze": TaskSpec("bronze", "medallion-bronze", "ingest landed files into the bronze tables"),
+    "silver": TaskSpec(
+        "silver", "medallion-silver", "build the silver tables (typed, deduplicated, checked)"
+    ),
+    "gold": TaskSpec("gold", "medallion-gold", "build the gold tables (aggregates and ML features)"),
+    "train": TaskSpec("train", "medallion-train", "train, evaluate and register the model", run_id=False),
+    "score": TaskSpec("score", "medallion-score", "score with the champion into gold", run_id=False),
+    "maintain": TaskSpec("maintain", "medallion-maintain", "OPTIMIZE and VACUUM every table", run_id=False),
+}
+
+
+def parser(task: str) -> argparse.ArgumentParser:
+    """The argument parser of one task (the bundle's ``parameters`` must parse with it)."""
+    spec = TASKS[task]
+    p = argparse.ArgumentParser(
+        prog=spec.script,
+        description=f"Databricks job task '{task}': {spec.summary}. Runs the same code as the medallion CLI.",
+    )
+    p.add_argument(
+        "--env", required=True, help="configuration environment: conf/<env>.yml (local, dev, prod)"
+    )
+    p.add_argument("--catalog", help="Unity Catalog catalog (overrides storage.catalog)")
+    for layer in LAYERS:
+        p.add_argument(f"--{layer}-schema", metavar="NAME", help=f"schema of the {layer} layer")
+    p.add_argument(
+        "--home", metavar="PATH", help="root of landing/ and state/ (the landing volume on Databricks)"
+    )
+    if spec.run_id:
+        p.add_argument("--run-id", help="identifier recorded with every write (the job run id)")
+    if task == "bronze":
+        p.add_argument(
+            "--land",
+            choices=("none", "sample"),
+            default="none",
+            help="sample: deliver the embedded sample first when nothing is landed (dev); none: only what "
+            "the source systems landed (default)",
+        )
+    if task == "maintain":
+        p.add_argument("--retention-hours", type=int, default=168, help="VACUUM retention (default 168)")
+    p.add_argument("-v", "--verbose", action="store_true", help="full traces on failure")
+    return p
+
+
+def environment_for(args: argparse.Namespace) -> dict[str, str]:
+    """The variables the config loader reads, from the task's arguments (only those given)."""
+    env = {"MEDALLION_ENV": args.env}
+    if args.catalog:
+        env["MEDALLION_CATALOG"] = args.catalog
+    for layer in LAYERS:
+        schema = getattr(args, f"{layer}_schema")
+        if schema:
+            env[f"MEDALLION_SCHEMA_{layer.upper()}"] = schema
+    if args.home:
+        env["MEDALLION_HOME"] = args.home
+    return env
+
+
+def cli_argv(task: str, args: argparse.Namespace) -> list[str]:
+    """The ``medallion`` command line the task runs."""
+    argv = ["--env", args.env]
+    if args.verbose:
+        argv.append("--verbose")
+    if task in LAYERS:
+        argv += ["run", "--select", task]
+        if args.run_id:
+            argv += ["--run-id", args.run_id]
+        if getattr(args, "land", "none") != "sample":
+            argv.append("--no-land")
+        return argv
+    if task == "maintain":
+        return [*argv, "maintain", "--retention-hours", str(args.retention_hours)]
+    return [*argv, task]  # train, score: the ML commands (pipelines/cli.py EXTENSIONS)
+
+
+def finish(code: int) -> None:
+    """End the task with ``code``. On Databricks raise SystemExit (the wheel-task runner turns a non-zero
+    code into a failed task and must keep its own process); locally exit the way ``medallion`` does."""
+    from pipelines.session import on_databricks
+
+    if on_databricks():
+        if code:
+            raise SystemExit(code)
+        return
+    try:
+        from pipelines.session import stop_session
+
+        stop_session()
+    except Exception:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_task(task: str, argv: Sequence[str] | None = None) -> int:
+    """Parse, set the environment, run the CLI command; return its exit code."""
+    args = parser(task).parse_args(argv)
+    os.environ.update(environment_for(args))
+    from pipelines.cli import run_cli
+
+    return run_cli(cli_argv(task, args))
+
+
+def _entry(task: str) -> Callable[[Sequence[str] | None], None]:
+    def main(argv: Sequence[str] | None = None) -> None:
+        finish(run_task(task, argv))
+
+    main.__name__ = task
+    main.__doc__ = f"Console script {TASKS[task].script}: {TASKS[task].summary}."
+    return main
+
+
+bronze = _entry("bronze")
+silver = _entry("silver")
+gold = _entry("gold")
+train = _entry("train")
+score = _entry("score")
+maintain = _entry("maintain")

@@ -1,0 +1,148 @@
+"""Bronze ingestion with Databricks Auto Loader (``cloudFiles``): the ``storage.ingest: autoloader`` path.
+
+Selected by configuration (``conf/dev.yml``, ``conf/prod.yml``), never by an ``if`` on the environment: the
+runner asks :func:`pipelines.lakehouse.ingest.ingest_function` for the ingestion the config names.
+
+What it does, per bronze table: an Auto Loader stream over ``<landing>/<source.pattern>``, the same pure
+:func:`pipelines.bronze.records.bronze_records` transformation as the manifest path, appended to the bronze
+Delta table with ``trigger(availableNow=True)``: every new file once, then the stream stops. The checkpoint
+(under ``<paths.state>/checkpoints/<table>``) is Auto Loader's record of the files already taken; it is
+what the manifest table is for the local path.
+
+The declared ``redelivery`` policy of a source maps to ``cloudFiles.allowOverwrites``: ``reingest`` ->
+true (a file rewritten under the same name is taken again), ``skip`` -> false. ``fail`` has no Auto Loader
+equivalent and is refused with a :class:`ConfigError` before anything runs.
+
+This module cannot run off Databricks: open-source Spark has no ``cloudFiles`` source. Tests run
+:func:`build_stream` with the plain file source of the same format (everything but ``cloudFiles`` itself:
+options, schema, the bronze transformation, the streaming write) and check the option building.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config import Settings, SourceConf, TableConf
+from pipelines.errors import ConfigError, IngestionError
+from pipelines.lakehouse.ingest import IngestResult
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from pipelines.lakehouse import Lakehouse
+
+#: Spark's file format name for each declared source format.
+SPARK_FORMATS = {"csv": "csv", "jsonl": "json"}
+
+
+def reader_options(source: SourceConf) -> dict[str, str]:
+    """Options of the file reader itself (shared by Auto Loader and Spark's own file sources).
+
+    Every declared column is read as text, an unparsable record is kept whole in ``_corrupt_record``
+    (PERMISSIVE), and a CSV header that does not name the declared columns fails the read
+    (``enforceSchema=false``), as the manifest path refuses such a file.
+    """
+    from pipelines.bronze.records import CORRUPT_COLUMN
+
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+    if source.format == "csv":
+        options |= {"header": "true", "enforceSchema": "false"}
+    return options
+
+
+def autoloader_options(source_name: str, source: SourceConf) -> dict[str, str]:
+    """The ``cloudFiles.*`` options of a source, plus :func:`reader_options`."""
+    if source.format not in SPARK_FORMATS:
+        raise ConfigError(f"sources.{source_name}.format {source.format!r} has no Auto Loader format")
+    if source.redelivery == "fail":
+        raise ConfigError(
+            f"sources.{source_name}.redelivery is 'fail', which Auto Loader cannot enforce (it either takes a "
+            "rewritten file again or ignores it): use reingest or skip, or storage.ingest: manifest"
+        )
+    return {
+        "cloudFiles.format": SPARK_FORMATS[source.format],
+        "cloudFiles.includeExistingFiles": "true",
+        "cloudFiles.allowOverwrites": "true" if source.redelivery == "reingest" else "false",
+        **reader_options(source),
+    }
+
+
+def source_glob(settings: Settings, source: SourceConf) -> str:
+    """Where the stream looks: the landing folder (a UC volume path on Databricks) and the source's pattern."""
+    return str(Path(settings.landing_dir) / source.pattern)
+
+
+def checkpoint_location(settings: Settings, table: str) -> str:
+    return str(Path(settings.state_dir) / "checkpoints" / table)
+
+
+def schema_ddl(source: SourceConf) -> str:
+    from pipelines.bronze.records import CORRUPT_COLUMN
+
+    return ", ".join(f"`{c}` string" for c in source.columns) + f", {CORRUPT_COLUMN} string"
+
+
+def build_stream(
+    spark: SparkSession,
+    settings: Settings,
+    source_name: str,
+    source: SourceConf,
+    run_id: str,
+    stream_format: str = "cloudFiles",
+) -> DataFrame:
+    """The streaming DataFrame of bronze rows. ``stream_format="cloudFiles"`` on Databricks; the tests pass
+    the plain file format (``csv``/``json``), with which the ``cloudFiles.*`` options are left out."""
+    from pipelines.bronze.records import bronze_records
+
+    options = autoloader_options(source_name, source)
+    if stream_format != "cloudFiles":
+        options = {k: v for k, v in options.items() if not k.startswith("cloudFiles.")}
+    raw = (
+        spark.readStream.format(stream_format)
+        .schema(schema_ddl(source))
+        .options(**options)
+        .load(source_glob(settings, source))
+    )
+    return bronze_records(raw, source.columns, source.format, run_id)
+
+
+def ingest(
+    lh: Lakehouse, table: str, conf: TableConf, source_name: str, source: SourceConf, run_id: str
+) -> IngestResult:
+    """Append every landed file not yet taken to ``table`` (Auto Loader, available-now trigger)."""
+    if lh.engine != "native":
+        raise IngestionError(
+            f"{table}: storage.ingest is 'autoloader', which needs Databricks (native Delta and the cloudFiles "
+            "source); use storage.ingest: manifest here"
+        )
+    ref = lh.ref(table)
+    stream = build_stream(lh.spark, lh.settings, source_name, source, run_id)
+    writer = (
+        stream.writeStream.format("delta")
+        .outputMode("append")
+        .option("checkpointLocation", checkpoint_location(lh.settings, table))
+        .trigger(availableNow=True)
+    )
+    query = writer.toTable(ref.location) if ref.kind == "catalog" else writer.start(ref.location)
+    query.awaitTermination()
+    rows = rows_ingested(query)
+    files = 0
+    if rows:
+        from pyspark.sql import functions as F
+
+        first = lh.read(table).where(F.col("_run_id") == run_id).agg(F.countDistinct("_source_file")).first()
+        files = int(first[0]) if first else 0
+        lh.set_comments(table, conf.description)
+    return IngestResult(table, files, 0, 0, rows, lh.version(table))
+
+
+def rows_ingested(query: Any) -> int:
+    """Rows the (finished) streaming query read, summed over its micro-batches."""
+    total = 0
+    for progress in query.recentProgress or []:
+        rows = getattr(progress, "numInputRows", None)
+        if rows is None:  # older PySpark: progress as a dict
+            rows = progress.get("numInputRows", 0)
+        total += int(rows or 0)
+    return total

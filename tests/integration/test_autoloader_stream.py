@@ -1,0 +1,82 @@
+"""The Auto Loader ingestion path, run with Spark's own file source instead of ``cloudFiles`` (which exists
+only on Databricks): same options, schema, bronze transformation and checkpointed streaming write."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.config import SourceConf
+from pipelines.errors import IngestionError
+from pipelines.lakehouse.autoloader import build_stream, checkpoint_location, rows_ingested
+
+pytestmark = pytest.mark.fast
+
+SOURCE = SourceConf(format="csv", pattern="carriers/*.csv", columns=("carrier", "name"))
+
+
+def _settings_in(settings: Any, home: Path) -> Any:
+    return dataclasses.replace(
+        settings,
+        paths=dataclasses.replace(
+            settings.paths, home=str(home), landing=str(home / "landing"), state=str(home / "state")
+        ),
+    )
+
+
+def _run(spark: Any, settings: Any, out: Path, run_id: str) -> int:
+    stream = build_stream(spark, settings, "carriers", SOURCE, run_id, stream_format="csv")
+    query = (
+        stream.writeStream.format("parquet")
+        .option("path", str(out))
+        .option("checkpointLocation", checkpoint_location(settings, "bronze.carriers"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(120)
+    return rows_ingested(query)
+
+
+def test_stream_takes_each_file_once_and_keeps_bad_records(spark: Any, settings: Any, tmp_path: Path) -> None:
+    local = _settings_in(settings, tmp_path)
+    landing = tmp_path / "landing" / "carriers"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_text('carrier,name\nAA,American\nUA,"United\nDL,Delta,extra\n')
+    out = tmp_path / "bronze"
+
+    assert _run(spark, local, out, "r1") == 3  # every record, the malformed one included
+    rows = spark.read.parquet(str(out)).collect()
+    good = [r for r in rows if r["_corrupt_record"] is None]
+    assert sorted((r["carrier"], r["name"]) for r in good) == [("AA", "American"), ("UA", "United")]
+    assert all(r["_source_file"].endswith("carriers/a.csv") and r["_run_id"] == "r1" for r in rows)
+    bad = [r for r in rows if r["_corrupt_record"] is not None]
+    assert [r["_corrupt_record"] for r in bad] == ["DL,Delta,extra"] and bad[0]["_rescue_reason"]
+
+    assert _run(spark, local, out, "r2") == 0  # the checkpoint remembers a.csv
+    (landing / "b.csv").write_text("carrier,name\nB6,JetBlue\n")
+    assert _run(spark, local, out, "r3") == 1
+    runs = sorted(r["_run_id"] for r in spark.read.parquet(str(out)).collect())
+    assert runs == ["r1", "r1", "r1", "r3"]
+
+
+def test_a_csv_header_that_does_not_match_fails_the_stream(spark: Any, settings: Any, tmp_path: Path) -> None:
+    local = _settings_in(settings, tmp_path)
+    landing = tmp_path / "landing" / "carriers"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_text("code,label\nAA,American\n")
+    from pyspark.errors import StreamingQueryException
+
+    with pytest.raises(StreamingQueryException):
+        _run(spark, local, tmp_path / "bronze", "r1")
+
+
+def test_autoloader_ingest_refuses_the_offline_engine(lakehouse: Any) -> None:
+    from pipelines.lakehouse.autoloader import ingest
+
+    conf = lakehouse.settings.tables["bronze.airlines"]
+    source = lakehouse.settings.sources["airlines"]
+    with pytest.raises(IngestionError):
+        ingest(lakehouse, "bronze.airlines", conf, "airlines", source, "r1")
