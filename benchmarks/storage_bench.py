@@ -89,7 +89,9 @@ def main() -> None:
                 spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(*AGG).collect()
 
             def delta_read(_i: int, rows: int = rows) -> None:
-                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(*AGG).collect()
+                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(
+                    *AGG
+                ).collect()
 
             pq_r = best(args.repeat, parquet_read)
             dl_r = best(args.repeat, delta_read)
