@@ -196,7 +196,7 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     import inspect
     import json
 
-    from pipelines.dq.engine import SOURCE_RECORD, TableChecks, describe
+    from pipelines.dq.engine import IN_FLIGHT_PREFIX, TableChecks, describe
 
     settings = lh.settings
     conf = settings.table(name)
@@ -262,8 +262,9 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     prepared = checks.prepare(df)
     checks.run_dataset_checks(df)
     to_write = prepared.kept
-    if SOURCE_RECORD in to_write.columns:
-        to_write = to_write.drop(SOURCE_RECORD)
+    in_flight = [c for c in to_write.columns if c.startswith(IN_FLIGHT_PREFIX)]
+    if in_flight:
+        to_write = to_write.drop(*in_flight)
     # Column comments travel in the schema, so a new table is created documented in one commit.
     for column, comment in conf.columns.items():
         if column in to_write.columns:
@@ -330,5 +331,7 @@ def run_pipeline(
 def identity(**inputs: DataFrame) -> DataFrame:
     """A transform that passes its single input through (checks and write settings still apply)."""
     if len(inputs) != 1:
-        raise ConfigError(f"the identity transform takes exactly one input, got {', '.join(inputs) or 'none'}")
+        raise ConfigError(
+            f"the identity transform takes exactly one input, got {', '.join(inputs) or 'none'}"
+        )
     return next(iter(inputs.values()))

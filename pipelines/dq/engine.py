@@ -40,7 +40,12 @@ DQ_RESULTS_DESCRIPTION = (
     "One row per data-quality check per run: what was checked, how many rows failed, and the action"
 )
 FAILED_COLUMN = "_dq_failed"
-SOURCE_RECORD = "_source_record"  # optional struct a transform keeps: the row as it arrived, for quarantine
+# In-flight columns (names starting with "__") are visible to checks and never written. __source_record, a
+# struct a transform may keep with the row as it arrived, is written to quarantine only.
+IN_FLIGHT_PREFIX = "__"
+SOURCE_RECORD = "__source_record"
+# A foreign key whose reference has at most this many keys is checked against a literal set (no join).
+FK_LITERAL_MAX = 100_000
 FAIL_MARKER = "[medallion-dq-fail]"
 
 DQ_RESULTS_DDL = (
@@ -165,6 +170,10 @@ class TableChecks:
                 .where(F.col(found).isNotNull())
                 .distinct()
             )
+            small = [r[0] for r in keys.limit(FK_LITERAL_MAX + 1).collect()]
+            if len(small) <= FK_LITERAL_MAX:
+                # A hash-set lookup inside the projection: no join, no extra pass over the batch.
+                return df, col.isNull() | col.isin(small)
             joined = df.join(F.broadcast(keys), col == F.col(found), "left")
             return joined, col.isNull() | F.col(found).isNotNull()
         raise AssertionError(check.type)  # pragma: no cover (spec validation rejects other types)
@@ -177,11 +186,14 @@ class TableChecks:
         for check in self.conf.expectations:
             self._check_columns_exist(df, check)
         self._input_df = df
-        original_columns = [c for c in df.columns if c != SOURCE_RECORD]
+        original_columns = [c for c in df.columns if not c.startswith(IN_FLIGHT_PREFIX)]
         if not self.row_checks:
-            kept = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
-            self.prepared = Prepared(kept=kept, flagged=None)
+            self.prepared = Prepared(kept=df.select(*original_columns), flagged=None)
             return self.prepared
+        # The write pass never touches __source_record, so Spark prunes it; the quarantine pass (only when a
+        # row is quarantined) computes the same flags over the batch with it.
+        with_source = df
+        df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
 
         flags = []
         for check in self.row_checks:
@@ -200,8 +212,8 @@ class TableChecks:
                     )
                 ).cast("array<string>"),
             ).otherwise(failed)
-        keep_cols = [*original_columns, *([SOURCE_RECORD] if SOURCE_RECORD in df.columns else [])]
-        flagged = df.select(*keep_cols, failed.alias(FAILED_COLUMN))
+        flagged = df.select(*original_columns, failed.alias(FAILED_COLUMN))
+        self._quarantine_source = with_source
 
         removing = [c.name for c in self.row_checks if c.action in ("drop", "quarantine")]
         quarantining = [c.name for c in self.row_checks if c.action == "quarantine"]
@@ -263,7 +275,7 @@ class TableChecks:
                 aggs.append(F.count_distinct(F.when(complete, F.struct(*check.columns))).alias(check.name))
             elif check.type == "freshness":
                 aggs.append(F.max(F.col(check.column or "")).alias(check.name))
-        source = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
+        source = df.select(*[c for c in df.columns if c != SOURCE_RECORD])
         stats = source.agg(*aggs).first()
         assert stats is not None
         rows = int(stats["__rows"])
@@ -357,6 +369,20 @@ class TableChecks:
             + "; ".join(f"{o.check.name}: {o.rows_failed:,} of {o.rows_checked:,} rows" for o in failed)
         )
 
+    def _flag_for_quarantine(self) -> DataFrame:
+        """The batch with __source_record and the failed-check names, without the fail-check raise (the
+        write already passed them)."""
+        from pyspark.sql import functions as F
+
+        df = self._quarantine_source
+        flags = []
+        for check in self.row_checks:
+            df, passes = self._passes(df, check)
+            flags.append(F.when(~passes, F.lit(check.name)))
+        failed = F.filter(F.array(*flags), lambda x: x.isNotNull()).alias(FAILED_COLUMN)
+        keep = [c for c in df.columns if not c.startswith("__fk_")]
+        return df.select(*keep, failed)
+
     def _flags_without_fail(self, df: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F
 
@@ -376,7 +402,7 @@ class TableChecks:
             self.quarantined = int(metrics.get("__quarantined") or 0)
             self.dropped = int(metrics.get("__dropped") or 0)
             if self.quarantined and prepared.flagged is not None:
-                self._write_quarantine(prepared.flagged)
+                self._write_quarantine(self._flag_for_quarantine())
         self.record([*outcomes, *self.dataset_outcomes], version)
         return outcomes
 
@@ -384,7 +410,7 @@ class TableChecks:
         from pyspark.sql import functions as F
 
         rows = flagged.where(self._quarantine_filter)
-        typed = [c for c in rows.columns if c not in (FAILED_COLUMN, SOURCE_RECORD)]
+        typed = [c for c in rows.columns if c != FAILED_COLUMN and not c.startswith(IN_FLIGHT_PREFIX)]
         source = (
             F.to_json(F.col(SOURCE_RECORD)) if SOURCE_RECORD in rows.columns else F.lit(None).cast("string")
         )

@@ -10,7 +10,7 @@ with this package linked instead, the remote logo replaced by the local one. The
 be read: every section is in the HTML.
 
 Checks that only make sense on a batch in flight are not part of the suites: expressions over
-``_source_record`` (the landed text, which silver does not store) and ``row_count_drift`` (history).
+in-flight ``__`` columns (the landed text and parse errors, which silver does not store) and ``row_count_drift`` (history).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
     if check.type == "regex":
         return ex.ExpectColumnValuesToMatchRegex(column=check.column, regex=check.pattern, **kw)
     if check.type == "expression":
-        if "_source_record" in (check.expr or ""):
+        if "__" in (check.expr or ""):  # in-flight columns (landed text, parse errors) are not stored
             return None
         return ex.UnexpectedRowsExpectation(
             unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE NOT coalesce(({check.expr}), false)", **kw

@@ -22,24 +22,36 @@ def typed(raw_name: str, spark_type: str) -> Column:
     return F.when(is_missing(raw), F.lit(None)).otherwise(F.trim(raw).try_cast(spark_type)).cast(spark_type)
 
 
-def cast_errors(types: Mapping[str, str]) -> Column:
-    """Names of the columns whose landed text is present but does not parse as its type."""
-    flags = [
-        F.when(~is_missing(F.col(name)) & F.trim(F.col(name)).try_cast(t).isNull(), F.lit(name))
-        for name, t in types.items()
-    ]
-    return F.filter(F.array(*flags), lambda x: x.isNotNull())
+# In-flight columns: a transform may add columns whose names start with "__". Checks can use them; the
+# runner never writes them to the table. __source_record (the row as landed) goes to quarantine.
+SOURCE_RECORD = "__source_record"
+CAST_ERRORS = "__cast_errors"
+CORRUPT_RECORD = "__corrupt_record"
 
 
-def source_record(columns: Sequence[str], types: Mapping[str, str]) -> Column:
-    """The row as it arrived (landed text and bronze metadata) plus the columns whose text did not parse.
+def source_record(columns: Sequence[str]) -> Column:
+    """The row as it arrived: landed text and bronze metadata (for quarantine only)."""
+    return F.struct(*[F.col(c) for c in columns], *[F.col(c) for c in BRONZE_METADATA])
 
-    Kept only for quarantine: the runner never writes it to the silver table.
+
+def with_cast_errors(df: DataFrame, typed_columns: Mapping[str, str]) -> DataFrame:
+    """Add __cast_errors: the landed fields whose text is present but did not parse as their type.
+
+    ``typed_columns`` maps each landed field to its type (or, for a renamed field, the typed column's name
+    is given by ``renamed``). Compares the landed text (in __source_record) with the typed column, so
+    nothing is cast twice.
     """
-    return F.struct(
-        *[F.col(c) for c in columns],
-        *[F.col(c) for c in BRONZE_METADATA],
-        cast_errors(types).alias("cast_errors"),
+    return with_cast_errors_renamed(df, {name: name for name in typed_columns})
+
+
+def with_cast_errors_renamed(df: DataFrame, fields: Mapping[str, str]) -> DataFrame:
+    """Like :func:`with_cast_errors`, ``fields`` mapping each landed field to its typed column's name."""
+    flags = [
+        F.when(~is_missing(F.col(f"{SOURCE_RECORD}.{raw}")) & F.col(typed_name).isNull(), F.lit(raw))
+        for raw, typed_name in fields.items()
+    ]
+    return df.withColumn(CAST_ERRORS, F.filter(F.array(*flags), lambda x: x.isNotNull())).withColumn(
+        CORRUPT_RECORD, F.col(f"{SOURCE_RECORD}._corrupt_record")
     )
 
 

@@ -24,12 +24,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.silver.common import (
+    CAST_ERRORS,
+    CORRUPT_RECORD,
+    SOURCE_RECORD,
     latest_per_key,
     local_to_utc,
     newest_first,
     row_hash,
     source_record,
     typed,
+    with_cast_errors,
 )
 
 ORIGIN_ZONE = "America/New_York"
@@ -83,11 +87,12 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
     t = {name: typed(name, spark_type) for name, spark_type in TYPES.items()}
     df = bronze.select(
         *[t.get(c, typed(c, "string")).alias(c) for c in SOURCE_COLUMNS],
-        source_record(SOURCE_COLUMNS, TYPES).alias("_source_record"),
+        source_record(SOURCE_COLUMNS).alias(SOURCE_RECORD),
         "_source_file",
         "_source_modified_at",
         "_ingested_at",
     )
+    df = with_cast_errors(df, TYPES)
     df = df.withColumn(
         "flight_date", F.try_make_timestamp_ntz("year", "month", "day", F.lit(0), F.lit(0), F.lit(0))
     )
@@ -115,7 +120,7 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
         .withColumn("arr_utc", local_to_utc(F.col("arr_local"), F.col("__dest_zone")))
         .withColumn("time_hour", F.coalesce(F.col("time_hour"), F.date_trunc("HOUR", F.col("sched_dep_utc"))))
         .withColumn("flight_date", F.to_date(F.col("flight_date")))
-        .withColumn("cancelled", F.col("_source_record.dep_time").isNull() | F.col("dep_time").isNull())
+        .withColumn("cancelled", F.col("dep_time").isNull())
         .withColumn(
             "flight_id",
             F.concat_ws("-", F.date_format("flight_date", "yyyyMMdd"), "carrier", "flight", "origin"),
@@ -127,7 +132,7 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
 OUTPUT_COLUMNS = (
     "flight_id", *BUSINESS_COLUMNS, "sched_dep_local", "dep_local", "sched_arr_local", "arr_local",
     "sched_dep_utc", "dep_utc", "sched_arr_utc", "arr_utc", "cancelled", "_row_hash", "_source_file",
-    "_ingested_at", "_source_record",
+    "_ingested_at", SOURCE_RECORD, CAST_ERRORS, CORRUPT_RECORD,
 )  # fmt: skip
 
 

@@ -17,7 +17,16 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipelines.silver.common import row_hash, snapshot_time, source_record, typed
+from pipelines.silver.common import (
+    CAST_ERRORS,
+    CORRUPT_RECORD,
+    SOURCE_RECORD,
+    row_hash,
+    snapshot_time,
+    source_record,
+    typed,
+    with_cast_errors_renamed,
+)
 
 SOURCE_COLUMNS = ("tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine")
 TYPES = {"year": "int", "engines": "int", "seats": "int", "speed": "int"}
@@ -29,7 +38,9 @@ OUTPUT_COLUMNS = (
     "valid_to",
     "is_current",
     "_row_hash",
-    "_source_record",
+    SOURCE_RECORD,
+    CAST_ERRORS,
+    CORRUPT_RECORD,
 )
 
 
@@ -39,10 +50,11 @@ def transform(planes: DataFrame) -> DataFrame:
         F.upper(typed("tailnum", "string")).alias("tailnum"),
         typed("year", "int").alias("year_built"),
         *[typed(c, TYPES.get(c, "string")).alias(c) for c in SOURCE_COLUMNS[2:]],
-        source_record(SOURCE_COLUMNS, TYPES).alias("_source_record"),
+        source_record(SOURCE_COLUMNS).alias(SOURCE_RECORD),
         snapshot_time().alias("snapshot_at"),
         "_ingested_at",
     ).withColumn("_row_hash", row_hash(ATTRIBUTES))
+    obs = with_cast_errors_renamed(obs, {raw: "year_built" if raw == "year" else raw for raw in TYPES})
     valid = obs.where(F.col("tailnum").isNotNull() & F.col("snapshot_at").isNotNull())
     # Two deliveries of the same snapshot time: the later ingestion wins.
     pick = Window.partitionBy("tailnum", "snapshot_at").orderBy(F.col("_ingested_at").desc())
@@ -75,7 +87,9 @@ def transform(planes: DataFrame) -> DataFrame:
         "valid_to",
         F.col("valid_to").isNull().alias("is_current"),
         "_row_hash",
-        "_source_record",
+        SOURCE_RECORD,
+        CAST_ERRORS,
+        CORRUPT_RECORD,
     )
     # Rows without a tail number or a snapshot time cannot enter the history: pass them on to be quarantined.
     invalid = obs.where(F.col("tailnum").isNull() | F.col("snapshot_at").isNull()).select(
@@ -85,6 +99,8 @@ def transform(planes: DataFrame) -> DataFrame:
         F.lit(None).cast("timestamp").alias("valid_to"),
         F.lit(None).cast("boolean").alias("is_current"),
         "_row_hash",
-        "_source_record",
+        SOURCE_RECORD,
+        CAST_ERRORS,
+        CORRUPT_RECORD,
     )
     return history.unionByName(invalid).select(*OUTPUT_COLUMNS)

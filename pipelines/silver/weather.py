@@ -13,7 +13,17 @@ from collections.abc import Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.silver.common import latest_per_key, newest_first, row_hash, source_record, typed
+from pipelines.silver.common import (
+    CAST_ERRORS,
+    CORRUPT_RECORD,
+    SOURCE_RECORD,
+    latest_per_key,
+    newest_first,
+    row_hash,
+    source_record,
+    typed,
+    with_cast_errors,
+)
 
 KEY = ("origin", "time_hour")
 SOURCE_COLUMNS = (
@@ -26,7 +36,15 @@ TYPES = {
     "precip": "double", "pressure": "double", "visib": "double", "time_hour": "timestamp",
 }  # fmt: skip
 BUSINESS_COLUMNS = ("origin", "time_hour", "time_local", *SOURCE_COLUMNS[1:-1])
-OUTPUT_COLUMNS = (*BUSINESS_COLUMNS, "_row_hash", "_source_file", "_ingested_at", "_source_record")
+OUTPUT_COLUMNS = (
+    *BUSINESS_COLUMNS,
+    "_row_hash",
+    "_source_file",
+    "_ingested_at",
+    SOURCE_RECORD,
+    CAST_ERRORS,
+    CORRUPT_RECORD,
+)
 
 
 def transform(weather: DataFrame, changes: Mapping[str, DataFrame | None] | None = None) -> DataFrame:
@@ -36,10 +54,11 @@ def transform(weather: DataFrame, changes: Mapping[str, DataFrame | None] | None
     t = {name: typed(name, spark_type) for name, spark_type in TYPES.items()}
     df = source.select(
         *[t.get(c, typed(c, "string")).alias(c) for c in SOURCE_COLUMNS],
-        source_record(SOURCE_COLUMNS, TYPES).alias("_source_record"),
+        source_record(SOURCE_COLUMNS).alias(SOURCE_RECORD),
         "_source_file",
         "_source_modified_at",
         "_ingested_at",
     ).withColumn("time_local", F.try_make_timestamp_ntz("year", "month", "day", "hour", F.lit(0), F.lit(0)))
+    df = with_cast_errors(df, TYPES)
     df = latest_per_key(df, KEY, newest_first())
     return df.withColumn("_row_hash", row_hash(BUSINESS_COLUMNS)).select(*OUTPUT_COLUMNS)

@@ -143,9 +143,9 @@ def test_untrusted_text_never_crashes_and_is_flagged(spark: Any, airports: Any) 
     out = flights.transform(bronze_rows(spark, FLIGHT_COLS, rows), airports)
     got = {r["flight"]: r for r in out.collect()}
     assert got[77]["dep_delay"] is None and got[77]["distance"] is None
-    assert sorted(got[77]["_source_record"]["cast_errors"]) == ["dep_delay", "distance"]
-    assert got[77]["_source_record"]["dep_delay"] == "abc"  # the original text is kept for quarantine
-    assert got[78]["flight_date"] is None and got[78]["_source_record"]["cast_errors"] == []
+    assert sorted(got[77]["__cast_errors"]) == ["dep_delay", "distance"]
+    assert got[77]["__source_record"]["dep_delay"] == "abc"  # the original text is kept for quarantine
+    assert got[78]["flight_date"] is None and got[78]["__cast_errors"] == []
 
 
 def test_latest_delivery_wins_and_null_keys_are_not_collapsed(spark: Any, airports: Any) -> None:
@@ -318,7 +318,9 @@ def test_scd2_identical_redelivery_changes_nothing(spark: Any) -> None:
 
 def test_scd2_schema_is_stable(spark: Any) -> None:
     s1 = _snapshot("2013-01-01", [("N1", "55")], "2024-01-01 00:00:00")
-    out = planes.transform(bronze_rows(spark, planes.SOURCE_COLUMNS, s1)).drop("_source_record")
+    out = planes.transform(bronze_rows(spark, planes.SOURCE_COLUMNS, s1)).drop(
+        "__source_record", "__cast_errors", "__corrupt_record"
+    )
     expected = spark.createDataFrame(
         [
             (
