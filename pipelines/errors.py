@@ -60,3 +60,13 @@ class IngestionError(MedallionError):
 
 class LandingError(MedallionError):
     """The sample data could not be delivered to the landing folder."""
+
+
+class DataQualityGateError(MedallionError):
+    """Training refused: the DQ results of the input table version hold a failed fail-level check, or none."""
+
+    exit_code = 3
+
+
+class ModelError(MedallionError):
+    """Training, registry or scoring could not proceed (no champion, too little data, server not starting)."""
