@@ -93,6 +93,7 @@ def _quiet(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if verbose:
         return
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # before mlflow is imported (also in Spark workers)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -114,10 +115,12 @@ def _parse_params(items: list[str]) -> dict[str, float]:
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
+    from pipelines.ml.estimators import coerce_params
     from pipelines.ml.train import train
 
     _quiet(args.verbose)
     params = _parse_params(args.param)
+    coerce_params(args.model_kind or settings.ml.model.kind, {**settings.ml.model.params, **params})
     lh = open_lakehouse(settings)
     result = train(
         settings, lh, version=args.version, params=params, kind=args.model_kind, search=args.search

@@ -7,9 +7,10 @@ pipeline is the artifact ``pipeline``; feature names and the decision threshold 
 Input: one row per flight with the feature columns. Output: ``probability`` (of arriving 15+ min late) and
 ``predicted_label`` (1 when probability >= threshold). A request without a feature column, or with a value
 that is not a number where one is expected, raises MlflowException(INVALID_PARAMETER_VALUE): HTTP 400.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: MLflow reads the ``pd.DataFrame`` hint of ``predict`` as a real
+type, which tells it to rely on the explicit signature instead of inferring one from hints.)
+"""
 
 import mlflow
 import pandas as pd
@@ -28,7 +29,7 @@ class FlightDelayModel(PythonModel):
         self.threshold = float(config["threshold"])
         self.pipeline = joblib.load(context.artifacts["pipeline"])
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # type: ignore[no-untyped-def]
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         missing = [c for c in (*self.categorical, *self.numeric) if c not in frame.columns]
         if missing:

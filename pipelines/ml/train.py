@@ -361,10 +361,11 @@ def train(
     experiment_id = tracking.ensure_experiment(info)
     client = tracking.client(info)
     ref_kind = lh.ref(table).kind
-    run_kwargs: dict[str, Any] = {} if os.environ.get("MLFLOW_RUN_ID") else {"experiment_id": experiment_id}
+    if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run` the project's run (and experiment) is used
+        mlflow.set_experiment(experiment_id=experiment_id)
 
     if not search:
-        with mlflow.start_run(run_name=f"train {table}@v{pinned}", **run_kwargs) as run:
+        with mlflow.start_run(run_name=f"train {table}@v{pinned}") as run:
             fit = fit_and_evaluate(data, conf, kind, base_params)
             log_fit(fit, data, conf)
             model_uri = log_model_and_artifacts(fit, data, conf, ref_kind, gate)
@@ -377,7 +378,7 @@ def train(
     candidates = search_candidates(conf, base_params)
     metric = conf.promotion_metric
     fits: dict[str, FitResult] = {}
-    with mlflow.start_run(run_name=f"search {table}@v{pinned}", **run_kwargs) as parent:
+    with mlflow.start_run(run_name=f"search {table}@v{pinned}") as parent:
         parent_id = parent.info.run_id
         mlflow.set_tags(
             {"medallion.search": conf.search.strategy, "medallion.candidates": str(len(candidates))}
