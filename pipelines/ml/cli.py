@@ -93,7 +93,9 @@ def _quiet(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if verbose:
         return
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # before mlflow is imported (also in Spark workers)
+    os.environ.setdefault(
+        "MLFLOW_LOGGING_LEVEL", "WARNING"
+    )  # before mlflow is imported (also in Spark workers)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -50,7 +50,7 @@ def classification_metrics(y_true: Any, proba: Any, threshold: float) -> dict[st
 
 
 def permutation_importance_table(
-    estimator: Any, x: Any, y: Any, max_rows: int = 3000, seed: int = 42
+    estimator: Any, x: Any, y: Any, max_rows: int = 2000, seed: int = 42
 ) -> list[tuple[str, float]]:
     """(feature, mean drop in ROC AUC when shuffled), largest first, on at most ``max_rows`` rows."""
     from sklearn.inspection import permutation_importance
@@ -58,7 +58,7 @@ def permutation_importance_table(
     if len(x) > max_rows:
         x = x.sample(n=max_rows, random_state=seed)
         y = y.loc[x.index]
-    result = permutation_importance(estimator, x, y, scoring="roc_auc", n_repeats=3, random_state=seed)
+    result = permutation_importance(estimator, x, y, scoring="roc_auc", n_repeats=2, random_state=seed)
     pairs = list(zip(x.columns, result.importances_mean, strict=True))
     return sorted(((str(n), float(v)) for n, v in pairs), key=lambda kv: kv[1], reverse=True)
 

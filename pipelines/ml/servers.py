@@ -68,10 +68,12 @@ def run_server(
     """Start ``cmd`` in its own process group, wait for ``ready_url``, announce, block until Ctrl-C/SIGTERM."""
     proc = subprocess.Popen(list(cmd), env=env, start_new_session=True)
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Explicit handlers: a process started in the background inherits SIGINT *ignored*, and Python then never
+    # raises KeyboardInterrupt; SIGTERM (a job scheduler, `kill`) must stop the server group as well.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         wait_ready(ready_url, proc, timeout)
         announce()
@@ -81,7 +83,8 @@ def run_server(
         return 0
     finally:
         stop_group(proc)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -131,14 +131,29 @@ def pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "joblib")]
 
 
-def _log_lineage(data: TrainingData, conf: MLConf, kind: str, gate: GateResult | None) -> None:
-    import mlflow
+def _delta_source(location: str, version: int, ref_kind: str) -> Any:
+    """A Delta dataset source naming the table and its exact version.
+
+    MLflow 3.17's DeltaDatasetSource.to_dict drops a version that is 0 (``if self._delta_table_version:``);
+    version 0 is a real version (the first write), so the subclass always records it. The serialised form
+    (source type ``delta_table``) is the one MLflow reads back."""
     from mlflow.data.delta_dataset_source import DeltaDatasetSource
 
-    if kind == "catalog":
-        source = DeltaDatasetSource(delta_table_name=data.location, delta_table_version=data.version)
-    else:
-        source = DeltaDatasetSource(path=data.location, delta_table_version=data.version)
+    class VersionedDeltaSource(DeltaDatasetSource):
+        def to_dict(self) -> dict[Any, Any]:
+            info = super().to_dict()
+            info["delta_table_version"] = self.delta_table_version
+            return info
+
+    if ref_kind == "catalog":
+        return VersionedDeltaSource(delta_table_name=location, delta_table_version=version)
+    return VersionedDeltaSource(path=location, delta_table_version=version)
+
+
+def _log_lineage(data: TrainingData, conf: MLConf, kind: str, gate: GateResult | None) -> None:
+    import mlflow
+
+    source = _delta_source(data.location, data.version, kind)
     tags = {"table": data.table, "delta_version": str(data.version)}
     for context, part in (("training", data.train), ("validation", data.validation)):
         dataset = mlflow.data.from_pandas(
@@ -262,7 +277,7 @@ def register_and_promote(
         "medallion.features_version": str(data.version),
         "medallion.features_location": data.location,
         "medallion.training_run_id": run_id,
-        f"medallion.val_{metric}": f"{fit.metrics[metric]:.6f}",
+        f"medallion.val_{metric}": repr(fit.metrics[metric]),
     }
     mv = mlflow.register_model(model_uri, name, tags=tags)
     version = str(mv.version)
@@ -281,7 +296,7 @@ def register_and_promote(
             promoted = True
             reason = f"champion v{current.version} cannot score this validation data ({type(exc).__name__})"
         else:
-            client.set_model_version_tag(name, version, "medallion.champion_metric", f"{champion_value:.6f}")
+            client.set_model_version_tag(name, version, "medallion.champion_metric", repr(champion_value))
             promoted = metric_is_better(metric, challenger_value, champion_value, conf.promotion_margin)
             verdict = "beats" if promoted else "does not beat"
             reason = (
