@@ -116,10 +116,9 @@ def _signature(conf: MLConf) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    inputs = Schema(
-        [ColSpec("string", c) for c in conf.categorical_features]
-        + [ColSpec("double", c) for c in conf.numeric_features]
-    )
+    columns: list[Any] = [ColSpec("string", c) for c in conf.categorical_features]
+    columns += [ColSpec("double", c) for c in conf.numeric_features]
+    inputs = Schema(columns)
     outputs = Schema([ColSpec("double", "probability"), ColSpec("long", "predicted_label")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
@@ -152,11 +151,12 @@ def _delta_source(location: str, version: int, ref_kind: str) -> Any:
 
 def _log_lineage(data: TrainingData, conf: MLConf, kind: str, gate: GateResult | None) -> None:
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     source = _delta_source(data.location, data.version, kind)
     tags = {"table": data.table, "delta_version": str(data.version)}
     for context, part in (("training", data.train), ("validation", data.validation)):
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             part, source=source, targets=conf.label, name=f"{data.table}@v{data.version}/{context}"
         )
         mlflow.log_input(dataset, context=context, tags=tags)

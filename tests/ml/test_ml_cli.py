@@ -49,3 +49,28 @@ def test_run_post_step_skips_ml_without_features_and_outside_gold(
     bronze = [t for t in settings.tables if t.startswith("bronze.")]
     after_run(settings, argparse.Namespace(select=["bronze"], verbose=False), bronze, lakehouse)
     assert capsys.readouterr().out == ""
+
+
+def test_mlproject_train_entry_point_is_a_valid_medallion_command() -> None:
+    """`mlflow run . -e train` runs this command (verified end to end by hand: see README); here its
+    defaults must parse and be valid estimator parameters."""
+    import shlex
+
+    import yaml
+
+    from pipelines.cli import _parser
+    from pipelines.config import load_settings
+    from pipelines.ml.cli import _parse_params
+    from pipelines.ml.estimators import coerce_params
+
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "MLproject").read_text())
+    entry = project["entry_points"]["train"]
+    command = entry["command"].format(**{k: v["default"] for k, v in entry["parameters"].items()})
+    argv = shlex.split(command)
+    assert argv[0] == "medallion"
+    args = _parser().parse_args(argv[1:])
+    assert args.command == "train"
+    settings = load_settings(args.env)
+    params = _parse_params(args.param)
+    assert coerce_params(settings.ml.model.kind, params)
+    assert params == {k: float(v) for k, v in settings.ml.model.params.items()}
