@@ -122,13 +122,23 @@ def _parser() -> argparse.ArgumentParser:
 # Command groups that live beside their feature (data quality, analyst SQL, ML). Each module has
 # ``register(subparsers)``, which adds its sub-commands and sets ``func`` on them (a callable taking
 # ``(settings, args)`` and returning the exit code). Import them lazily: no Spark or MLflow at import time.
-EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli",)
+EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli", "pipelines.ml.cli")
+
+# Steps after a successful ``medallion run``: "module:function" called with (settings, args, tables, lakehouse);
+# each decides from the selection whether it applies (ML: train -> score when the run covers gold).
+POST_RUN_HOOKS: tuple[str, ...] = ("pipelines.ml.cli:after_run",)
 
 
 def _extensions() -> list[Any]:
     import importlib
 
     return [importlib.import_module(name) for name in EXTENSIONS]
+
+
+def _post_run_hooks() -> list[Any]:
+    import importlib
+
+    return [getattr(importlib.import_module(m), f) for m, _, f in (h.partition(":") for h in POST_RUN_HOOKS)]
 
 
 def _print(line: str = "") -> None:
@@ -194,6 +204,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
         f"{time.perf_counter() - started:.1f} s (run {run_id})"
     )
+    for hook in _post_run_hooks():
+        hook(settings, args, tables, lh)
     return 0
 
 

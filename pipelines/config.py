@@ -153,6 +153,64 @@ class TableConf:
 
 
 @dataclass(frozen=True)
+class MLModelConf:
+    """The estimator: ``hist_gradient_boosting`` or ``logistic_regression`` (scikit-learn), and its parameters."""
+
+    kind: str = "hist_gradient_boosting"
+    params: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MLSearchConf:
+    """``medallion train --search``: a grid (every combination, at most max_runs) or a random draw of max_runs."""
+
+    strategy: str = "grid"
+    max_runs: int = 4
+    grid: Mapping[str, tuple[float, ...]] = field(
+        default_factory=lambda: {"learning_rate": (0.05, 0.15), "max_leaf_nodes": (15.0, 31.0)}
+    )
+
+
+@dataclass(frozen=True)
+class MLConf:
+    """Training, registry and scoring of the flight-delay model (see pipelines/ml)."""
+
+    features_table: str = "gold.flight_features"
+    predictions_table: str = "gold.flight_delay_predictions"
+    dq_table: str = "gold.dq_results"
+    key: str = "flight_id"
+    time_column: str = "flight_date"
+    label: str = "label"
+    categorical_features: tuple[str, ...] = ("carrier", "origin", "dest")
+    numeric_features: tuple[str, ...] = (
+        "distance", "sched_hour", "day_of_week", "month", "plane_age", "temp", "wind_speed", "precip",
+        "visib", "route_delay_rate_7d", "route_delay_rate_30d", "carrier_delay_rate_7d",
+        "carrier_delay_rate_30d",
+    )  # fmt: skip
+    # Train on at most this many rows (a deterministic hash sample of the table), validate on the latest months.
+    sample_max_rows: int = 500_000
+    validation_months: int = 1
+    seed: int = 42
+    # OpenMP threads of scikit-learn on the driver (0: all cores). One thread is the robust choice on a shared
+    # 2-core machine: contended OpenMP threads spin (200 boosting rounds: 0.6 s on 1 thread, 5-15 s on 2).
+    threads: int = 1
+    # Probability above which a flight is predicted late; unset: the F1-optimal threshold on validation.
+    threshold: float | None = None
+    model: MLModelConf = field(default_factory=MLModelConf)
+    search: MLSearchConf = field(default_factory=MLSearchConf)
+    # Promotion: the challenger becomes champion when its metric beats the champion's by at least the margin,
+    # both measured on the challenger's validation data.
+    promotion_metric: str = "roc_auc"
+    promotion_margin: float = 0.002
+    # MLflow. Unset tracking/registry: a SQLite file under paths.state (mlflow/mlflow.db), artifacts beside it.
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    artifact_location: str | None = None
+    experiment: str = "medallion-flight-delay"
+    model_name: str = "flight_delay"
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = ""
     conf_dir: str = ""
@@ -162,6 +220,7 @@ class Settings:
     paths: PathsConf = field(default_factory=PathsConf)
     sources: Mapping[str, SourceConf] = field(default_factory=dict)
     tables: Mapping[str, TableConf] = field(default_factory=dict)
+    ml: MLConf = field(default_factory=MLConf)
 
     # ---- resolved paths -------------------------------------------------------------------------
     def _resolve(self, value: str) -> Path:
@@ -299,6 +358,10 @@ def _convert(tp: Any, value: Any, where: str, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: {where} must be a whole number, found {value!r}")
         return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: {where} must be a number, found {value!r}")
+        return float(value)
     if tp is str:
         if isinstance(value, Mapping | list):
             raise ConfigError(f"{source}: {where} must be a text value, found {value!r}")

@@ -64,3 +64,13 @@ class LandingError(MedallionError):
 
 class DataQualityError(MedallionError):
     """A ``fail``-level data-quality check failed: the target table was not written."""
+
+
+class DataQualityGateError(MedallionError):
+    """Training refused: the DQ results of the input table version hold a failed fail-level check, or none."""
+
+    exit_code = 3
+
+
+class ModelError(MedallionError):
+    """Training, registry or scoring could not proceed (no champion, too little data, server not starting)."""

@@ -1,0 +1,203 @@
+"""``medallion train | score | ui | serve``: the ML command group (registered in pipelines.cli.EXTENSIONS).
+
+Heavy libraries (Spark, MLflow, scikit-learn) are imported inside the commands, never at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import warnings
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.errors import UsageError
+
+TRAIN_EPILOG = """\
+examples:
+  medallion train                               # latest gold.flight_features version, params from conf
+  medallion train --version 3                   # pin the Delta version of the feature table
+  medallion train --param learning_rate=0.05 --param max_iter=300
+  medallion train --search                      # ml.search grid: nested runs, the best one is registered
+  mlflow run . -e train -P learning_rate=0.05 --env-manager local   # the same as an MLflow Project
+
+Training refuses (exit 3, DataQualityGateError) when gold.dq_results holds no result for the table version it
+reads, or a failed check whose action is 'fail'. Each training registers a version with alias 'challenger';
+it becomes 'champion' when it beats the champion on ml.promotion_metric by ml.promotion_margin.
+"""
+
+
+def register(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train the flight-delay model on gold features (MLflow-tracked, DQ-gated), register, promote",
+        description="Train the delay classifier on ml.features_table at a pinned Delta version, log it to "
+        "MLflow (params, metrics vs a naive baseline, plots, model, lineage), register it and promote it to "
+        "champion when it beats the current one.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--version", type=int, help="Delta version of the feature table (default: latest)")
+    train.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        default=[],
+        help="estimator parameter overriding ml.model.params (e.g. learning_rate=0.05); repeatable",
+    )
+    train.add_argument(
+        "--model-kind",
+        choices=("hist_gradient_boosting", "logistic_regression"),
+        help="estimator (default: ml.model.kind)",
+    )
+    train.add_argument(
+        "--search", action="store_true", help="run the ml.search grid/random search as nested runs"
+    )
+    train.set_defaults(func=cmd_train)
+
+    score = sub.add_parser(
+        "score",
+        help="score the feature table with the champion into gold.flight_delay_predictions (MERGE on flight_id)",
+        description="Batch scoring with mlflow.pyfunc.spark_udf. One row per flight: scoring again replaces "
+        "the rows it scores (MERGE on flight_id); model_name/model_version say which model wrote each row.",
+    )
+    score.add_argument("--version", type=int, help="Delta version of the feature table (default: latest)")
+    score.add_argument("--model-version", help="registered model version (default: the 'champion' alias)")
+    score.add_argument("--since", metavar="YYYY-MM-DD", help="only flights on or after this date")
+    score.set_defaults(func=cmd_score)
+
+    ui = sub.add_parser(
+        "ui",
+        help="start the MLflow UI on 127.0.0.1 over the local tracking store (Ctrl-C stops it)",
+        description="Start the real MLflow tracking server (one worker) on 127.0.0.1 over the local SQLite "
+        "store and artifact folder; print its URL; Ctrl-C stops the server and its workers.",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.set_defaults(func=cmd_ui)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the champion over REST on 127.0.0.1 (mlflow models serve; Ctrl-C stops it)",
+        description="Serve a registered model version (default: the champion) with MLflow's scoring server "
+        "in this environment (--env-manager local), and print an example curl request. Requests with a "
+        "missing column or a non-numeric value get HTTP 400 with a message.",
+    )
+    serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    serve.add_argument("--model-version", help="registered model version (default: the 'champion' alias)")
+    serve.set_defaults(func=cmd_serve)
+
+
+def _quiet(verbose: bool) -> None:
+    """MLflow's progress bars, advice and deprecation notes drown the command's own lines."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if verbose:
+        return
+    os.environ.setdefault(
+        "MLFLOW_LOGGING_LEVEL", "WARNING"
+    )  # before mlflow is imported (also in Spark workers)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _parse_params(items: list[str]) -> dict[str, float]:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--param {item!r}: expected NAME=NUMBER, e.g. learning_rate=0.05") from None
+    return params
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.ml.estimators import coerce_params
+    from pipelines.ml.train import train
+
+    _quiet(args.verbose)
+    params = _parse_params(args.param)
+    coerce_params(args.model_kind or settings.ml.model.kind, {**settings.ml.model.params, **params})
+    lh = open_lakehouse(settings)
+    result = train(
+        settings, lh, version=args.version, params=params, kind=args.model_kind, search=args.search
+    )
+    print_train_result(result)
+    return 0
+
+
+def print_train_result(result: Any) -> None:
+    if result.parent_run_id:
+        print(
+            f"search run {result.parent_run_id}: {len(result.child_run_ids)} candidates, best {result.run_id}",
+            flush=True,
+        )
+    print(f"{'metric (validation)':<20} {'model':>8} {'baseline':>9}", flush=True)
+    for name in ("roc_auc", "pr_auc", "log_loss", "precision", "recall"):
+        print(f"{name:<20} {result.metrics[name]:>8.4f} {result.baseline[name]:>9.4f}", flush=True)
+    alias = "champion" if result.promoted else "challenger"
+    print(
+        f"registered {result.model_name} version {result.version} ({alias}): {result.reason}\n"
+        f"run {result.run_id}, trained on {result.features_table} v{result.features_version}",
+        flush=True,
+    )
+
+
+def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.ml.score import score
+
+    _quiet(args.verbose)
+    lh = open_lakehouse(settings)
+    res = score(
+        settings, lh, features_version=args.version, model_version=args.model_version, since=args.since
+    )
+    print_score_result(settings, res)
+    return 0
+
+
+def print_score_result(settings: Settings, res: Any) -> None:
+    print(
+        f"scored {res.rows_scored:,} flight(s) of {res.features_table} v{res.features_version} with "
+        f"{res.model_name} v{res.model_version} into {settings.ml.predictions_table} "
+        f"(version {res.table_version}) in {res.seconds:.1f} s",
+        flush=True,
+    )
+
+
+def cmd_ui(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.ml.servers import ui
+
+    _quiet(args.verbose)
+    return ui(settings, args.port, say=lambda line: print(line, flush=True))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.ml.servers import serve
+
+    _quiet(args.verbose)
+    return serve(settings, args.port, args.model_version, say=lambda line: print(line, flush=True))
+
+
+def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], lh: Any) -> None:
+    """``medallion run`` post-step: train -> score when the selection covers gold (or there is no selection)."""
+    covers_gold = not args.select or any(settings.tables[t].layer == "gold" for t in tables)
+    if not covers_gold:
+        return
+    table = settings.ml.features_table
+    if not lh.exists(table):
+        print(f"ml: train and score skipped: {table} does not exist yet", flush=True)
+        return
+    from pipelines.ml.score import score
+    from pipelines.ml.train import train
+
+    _quiet(args.verbose)
+    print(f"ml: training on {table} ...", flush=True)
+    print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+    print(f"ml: scoring {table} with the champion ...", flush=True)
+    print_score_result(settings, score(settings, lh, run_id=getattr(args, "run_id", None)))

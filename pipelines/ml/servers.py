@@ -1,0 +1,161 @@
+"""``medallion ui`` (the MLflow tracking server) and ``medallion serve`` (MLflow's model server), on 127.0.0.1.
+
+Each server runs in its own process group (``start_new_session``): MLflow's servers start worker processes,
+and killing only the parent would leave them running. Ctrl-C (or SIGTERM) stops the whole group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.errors import ModelError, UsageError
+
+
+def wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail when the process exits or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ModelError(f"the server exited with code {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    raise ModelError(f"the server did not answer {url} within {timeout:.0f} s")
+
+
+def stop_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM the process group of ``proc`` (its leader and every worker), SIGKILL what is left after
+    ``grace`` seconds."""
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            proc.poll()
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader, or it stays in the group as a zombie
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+def run_server(
+    cmd: Sequence[str],
+    env: dict[str, str],
+    ready_url: str,
+    announce: Callable[[], None],
+    timeout: float = 120.0,
+) -> int:
+    """Start ``cmd`` in its own process group, wait for ``ready_url``, announce, block until Ctrl-C/SIGTERM."""
+    proc = subprocess.Popen(list(cmd), env=env, start_new_session=True)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a process started in the background inherits SIGINT *ignored*, and Python then never
+    # raises KeyboardInterrupt; SIGTERM (a job scheduler, `kill`) must stop the server group as well.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        wait_ready(ready_url, proc, timeout)
+        announce()
+        return proc.wait() or 0
+    except KeyboardInterrupt:
+        print("stopping the server ...", flush=True)
+        return 0
+    finally:
+        stop_group(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return env
+
+
+def ui(settings: Settings, port: int, say: Callable[[str], None] = print) -> int:
+    from pipelines.ml import tracking
+
+    info = tracking.tracking_info(settings)
+    if info.local_db is None:
+        raise UsageError(
+            f"ml.tracking_uri is {info.tracking_uri!r}: that tracking server has its own UI "
+            "(the Databricks workspace's Experiments page); medallion ui serves the local SQLite store"
+        )
+    tracking.configure(settings)
+    tracking.ensure_experiment(info)  # creates the store (and its schema) before the server opens it
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", info.tracking_uri,
+        "--default-artifact-root", info.artifact_location or (tracking.mlflow_dir(settings) / "artifacts").as_uri(),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+    def announce() -> None:
+        say(f"MLflow UI: {url}  (runs in {info.local_db}; Ctrl-C stops it)")
+
+    say(f"starting the MLflow server on {url} ...")
+    return run_server(cmd, _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), f"{url}/health", announce)
+
+
+def example_request(model_uri: str) -> str:
+    """The JSON body of a two-row request, from the input example stored with the model."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    example_file = local / "serving_input_example.json"
+    if not example_file.is_file():
+        return '{"dataframe_records": [{...}]}'
+    example = json.loads(example_file.read_text())
+    split = example.get("dataframe_split")
+    if split:
+        records = [dict(zip(split["columns"], row, strict=True)) for row in split["data"][:2]]
+        return json.dumps({"dataframe_records": records})
+    return json.dumps(example)
+
+
+def serve(
+    settings: Settings, port: int, model_version: str | None = None, say: Callable[[str], None] = print
+) -> int:
+    from pipelines.ml import tracking
+    from pipelines.ml.score import resolve_model
+
+    info = tracking.configure(settings)
+    name, version = resolve_model(settings, model_version)
+    model_uri = f"models:/{name}/{version}"
+    url = f"http://127.0.0.1:{port}"
+    body = example_request(model_uri)
+    cmd = [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1",
+    ]  # fmt: skip
+    env = _env(MLFLOW_TRACKING_URI=info.tracking_uri, MLFLOW_REGISTRY_URI=info.registry_uri)
+
+    def announce() -> None:
+        say(f"serving {name} version {version} at {url}/invocations  (Ctrl-C stops it)")
+        say("example request:")
+        say(f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d '{body}'")
+
+    say(f"starting the model server for {model_uri} on {url} ...")
+    return run_server(cmd, env, f"{url}/ping", announce)
