@@ -52,9 +52,19 @@ def tracking_info(settings: Settings) -> TrackingInfo:
         registry_uri=conf.registry_uri or tracking,
         artifact_location=artifacts,
         experiment=conf.experiment,
-        model_name=conf.model_name,
+        model_name=registered_name(settings),
         local_db=local_db,
     )
+
+
+def registered_name(settings: Settings) -> str:
+    """The registry name of the model: ``ml.model_name`` as is when it is qualified or names are paths;
+    with Unity Catalog naming, a bare name lives beside the gold tables: ``<catalog>.<gold schema>.<name>``
+    (the bundle's registered-model resource declares the same)."""
+    name = settings.ml.model_name
+    if "." in name or settings.storage.naming != "catalog":
+        return name
+    return f"{settings.storage.catalog}.{settings.storage.schemas['gold']}.{name}"
 
 
 def configure(settings: Settings) -> TrackingInfo:

@@ -94,3 +94,12 @@ def test_databricks_job_environment_names_every_layer(monkeypatch: pytest.Monkey
 def test_local_environment_keeps_the_manifest_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     assert load_settings("local", CONF).storage.ingest == "manifest"
+
+
+def test_model_is_registered_beside_gold_in_unity_catalog() -> None:
+    from pipelines.config import load_settings
+    from pipelines.ml.tracking import registered_name
+
+    assert registered_name(load_settings("local")) == "flight_delay"
+    assert registered_name(load_settings("dev")) == "medallion_dev.gold.flight_delay"
+    assert registered_name(load_settings("prod")) == "medallion_prod.gold.flight_delay"
