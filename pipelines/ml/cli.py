@@ -193,11 +193,52 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
     if not lh.exists(table):
         print(f"ml: train and score skipped: {table} does not exist yet", flush=True)
         return
-    from pipelines.ml.score import score
+    from pipelines.ml.score import resolve_model, score
     from pipelines.ml.train import train
 
     _quiet(args.verbose)
-    print(f"ml: training on {table} ...", flush=True)
-    print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+    current = lh.version(table)
+    trained = _trained_on(settings, table, current)
+    if trained:
+        print(
+            f"ml: train skipped: {table} v{current} has not changed since model version {trained} was "
+            "trained on it (medallion train trains anyway)",
+            flush=True,
+        )
+    else:
+        print(f"ml: training on {table} ...", flush=True)
+        print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+    name, champion = resolve_model(settings, None)
+    target = settings.ml.predictions_table
+    if lh.exists(target):
+        last = lh.history(target, limit=1)[0]["custom"]
+        if last.get("medallion.model") == f"{name}/{champion}" and last.get(
+            "medallion.features_version"
+        ) == str(current):
+            print(
+                f"ml: score skipped: {target} already holds champion v{champion}'s scores of {table} v{current}"
+            )
+            return
     print(f"ml: scoring {table} with the champion ...", flush=True)
     print_score_result(settings, score(settings, lh, run_id=getattr(args, "run_id", None)))
+
+
+def _trained_on(settings: Settings, table: str, version: int | None) -> str | None:
+    """The registered model version already trained on ``table`` at ``version``, if any."""
+    from mlflow import MlflowClient
+
+    from pipelines.ml import tracking
+
+    info = tracking.configure(settings)
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name='{info.model_name}'")
+    except Exception:  # no such model yet
+        return None
+    for mv in versions:
+        tags = mv.tags or {}
+        if tags.get("medallion.features_table") == table and tags.get("medallion.features_version") == str(
+            version
+        ):
+            return str(mv.version)
+    return None

@@ -117,7 +117,11 @@ def score(
     # The MERGE source must be materialised once (the model is not re-run per pass); checkpoint it locally.
     scored = predictions(features, settings, name, version).localCheckpoint(eager=True)
     rows = scored.count()
-    commit = {"medallion.run_id": run_id or "", "medallion.model": f"{name}/{version}"}
+    commit = {
+        "medallion.run_id": run_id or "",
+        "medallion.model": f"{name}/{version}",
+        "medallion.features_version": str(pinned),
+    }
     target = conf.predictions_table
     if lh.exists(target):
         result = lh.merge(scored, target, MergeSpec(keys=("flight_id",)), commit_info=commit)
