@@ -195,46 +195,50 @@ class TableChecks:
         with_source = df
         df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
 
-        flags = []
-        for check in self.row_checks:
+        # One boolean column per check; the write pass needs no arrays: counts are sums in an Observation on
+        # this pass, and the filter is an OR of the removing checks.
+        oks = []
+        for i, check in enumerate(self.row_checks):
             df, passes = self._passes(df, check)
-            flags.append(F.when(~passes, F.lit(check.name)))
-        failed = F.filter(F.array(*flags), lambda x: x.isNotNull())
-        fail_names = [c.name for c in self.row_checks if c.action == "fail"]
-        if fail_names:
-            tripped = F.arrays_overlap(failed, F.array(*[F.lit(n) for n in fail_names]))
-            failed = F.when(
-                tripped,
-                F.raise_error(
-                    F.concat(
-                        F.lit(f"{FAIL_MARKER} {self.table_name}: a row failed "),
-                        F.array_join(failed, ", "),
-                    )
-                ).cast("array<string>"),
-            ).otherwise(failed)
-        flagged = df.select(*original_columns, failed.alias(FAILED_COLUMN))
-        self._quarantine_source = with_source
+            oks.append(F.coalesce(passes, F.lit(False)).alias(f"__ok{i}"))
+        flagged = df.select(*original_columns, *oks)
+        ok = {c.name: F.col(f"__ok{i}") for i, c in enumerate(self.row_checks)}
+
+        def any_failed(names: list[str]) -> Column:
+            cond = F.lit(False)
+            for n in names:
+                cond = cond | ~ok[n]
+            return cond
 
         removing = [c.name for c in self.row_checks if c.action in ("drop", "quarantine")]
         quarantining = [c.name for c in self.row_checks if c.action == "quarantine"]
         dropping = [c.name for c in self.row_checks if c.action == "drop"]
-
-        def any_of(names: list[str]) -> Column:
-            if not names:
-                return F.lit(False)
-            return F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(n) for n in names]))
+        fail_names = [c.name for c in self.row_checks if c.action == "fail"]
 
         observation = Observation(f"dq_{self.table_name}_{int(time.time() * 1000)}")
         metrics = [F.count(F.lit(1)).alias("__rows")]
-        for check in self.row_checks:
-            metrics.append(
-                F.sum(F.array_contains(F.col(FAILED_COLUMN), check.name).cast("long")).alias(check.name)
+        metrics += [F.sum((~ok[c.name]).cast("long")).alias(c.name) for c in self.row_checks]
+        metrics.append(F.sum(any_failed(quarantining).cast("long")).alias("__quarantined"))
+        metrics.append(
+            F.sum((any_failed(dropping) & ~any_failed(quarantining)).cast("long")).alias("__dropped")
+        )
+        if fail_names:
+            # Evaluated for every row by the Observation: the first row failing a fail check aborts the job,
+            # so nothing is committed.
+            message = F.concat(
+                F.lit(f"{FAIL_MARKER} {self.table_name}: a row failed "),
+                F.concat_ws(", ", *[F.when(~ok[n], F.lit(n)) for n in fail_names]),
             )
-        metrics.append(F.sum(any_of(quarantining).cast("long")).alias("__quarantined"))
-        metrics.append(F.sum((any_of(dropping) & ~any_of(quarantining)).cast("long")).alias("__dropped"))
+            guard = F.when(any_failed(fail_names), F.raise_error(message)).otherwise(F.lit(0)).cast("long")
+            metrics.append(F.sum(guard).alias("__guard"))
         observed = flagged.observe(observation, *metrics)
-        kept = observed.where(~any_of(removing)).select(*original_columns)
-        self._quarantine_filter = any_of(quarantining)
+        kept = observed.where(~any_failed(removing)).select(*original_columns)
+        self._quarantine_source = with_source
+        self._quarantine_filter = (
+            F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(n) for n in quarantining]))
+            if quarantining
+            else F.lit(False)
+        )
         self.prepared = Prepared(kept=kept, flagged=flagged, observation=observation)
         return self.prepared
 
@@ -411,8 +415,15 @@ class TableChecks:
 
         rows = flagged.where(self._quarantine_filter)
         typed = [c for c in rows.columns if c != FAILED_COLUMN and not c.startswith(IN_FLIGHT_PREFIX)]
+        extras = [
+            F.col(c).alias(c.lstrip("_"))
+            for c in rows.columns
+            if c.startswith(IN_FLIGHT_PREFIX) and c != SOURCE_RECORD and not c.startswith("__fk_")
+        ]
         source = (
-            F.to_json(F.col(SOURCE_RECORD)) if SOURCE_RECORD in rows.columns else F.lit(None).cast("string")
+            F.to_json(F.struct(F.col(f"{SOURCE_RECORD}.*"), *extras))
+            if SOURCE_RECORD in rows.columns
+            else F.lit(None).cast("string")
         )
         out = rows.select(
             F.col(FAILED_COLUMN).alias("failed_checks"),
