@@ -146,16 +146,8 @@ class TableChecks:
             assert col is not None
             return df, col.isNull() | col.cast("string").rlike(check.pattern or "")
         if check.type == "expression":
-            try:
-                cond = F.expr(check.expr or "")
-                df.select(cond)  # analysis only: a bad expression fails here, before any data is read
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ConfigError(
-                    f"{self._where(check)}: expr {check.expr!r} does not apply: {first}"
-                ) from None
             # A null result counts as a failure: the expression could not vouch for the row.
-            return df, F.coalesce(cond.cast("boolean"), F.lit(False))
+            return df, F.coalesce(F.expr(check.expr or "").cast("boolean"), F.lit(False))
         if check.type == "foreign_key":
             assert col is not None and check.ref_table and check.ref_column
             if not self.lh.exists(check.ref_table):
@@ -163,6 +155,10 @@ class TableChecks:
                     f"{self._where(check)}: the reference table {check.ref_table} is not built yet; "
                     f"build it first (medallion run --select {check.ref_table})"
                 )
+            small = self.lh.distinct_values(check.ref_table, check.ref_column, FK_LITERAL_MAX)
+            if small is not None:
+                # A hash-set lookup inside the projection: no join, no extra pass over the batch.
+                return df, col.isNull() | col.isin(small)
             found = f"__fk_{check.name}"
             keys = (
                 self.lh.read(check.ref_table)
@@ -170,13 +166,30 @@ class TableChecks:
                 .where(F.col(found).isNotNull())
                 .distinct()
             )
-            small = [r[0] for r in keys.limit(FK_LITERAL_MAX + 1).collect()]
-            if len(small) <= FK_LITERAL_MAX:
-                # A hash-set lookup inside the projection: no join, no extra pass over the batch.
-                return df, col.isNull() | col.isin(small)
             joined = df.join(F.broadcast(keys), col == F.col(found), "left")
             return joined, col.isNull() | F.col(found).isNotNull()
         raise AssertionError(check.type)  # pragma: no cover (spec validation rejects other types)
+
+    def _check_expressions(self, df: DataFrame) -> None:
+        """Analyse every expression check (no data is read): all at once, one by one only to name a culprit."""
+        from pyspark.sql import functions as F
+
+        exprs = [c for c in self.conf.expectations if c.type == "expression"]
+        if not exprs:
+            return
+        try:
+            df.select(*[F.expr(c.expr or "") for c in exprs])
+            return
+        except Exception:
+            pass
+        for check in exprs:
+            try:
+                df.select(F.expr(check.expr or ""))
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ConfigError(
+                    f"{self._where(check)}: expr {check.expr!r} does not apply: {first}"
+                ) from None
 
     def prepare(self, df: DataFrame) -> Prepared:
         """Flag every row with the checks it fails (one projection) and split off the rows to keep."""
@@ -185,6 +198,7 @@ class TableChecks:
 
         for check in self.conf.expectations:
             self._check_columns_exist(df, check)
+        self._check_expressions(df)
         self._input_df = df
         original_columns = [c for c in df.columns if not c.startswith(IN_FLIGHT_PREFIX)]
         if not self.row_checks:
@@ -469,17 +483,14 @@ def record_results(
         )
         for o in outcomes
     ]
+    commit = {"medallion.run_id": run_id, "medallion.table": table_name}
+    if lh.exists(DQ_RESULTS):
+        lh.append_rows(DQ_RESULTS, rows, DQ_RESULTS_DDL, commit_info=commit)
+        return
     df = lh.spark.createDataFrame(rows, DQ_RESULTS_DDL)
-    first = not lh.exists(DQ_RESULTS)
-    lh.write(
-        df,
-        DQ_RESULTS,
-        "append",
-        description=DQ_RESULTS_DESCRIPTION,
-        commit_info={"medallion.run_id": run_id, "medallion.table": table_name},
-    )
-    if first:
-        lh.set_comments(DQ_RESULTS, DQ_RESULTS_DESCRIPTION, DQ_RESULTS_COLUMNS)
+    for column, comment in DQ_RESULTS_COLUMNS.items():  # documented from the first commit
+        df = df.withMetadata(column, {"comment": comment})
+    lh.write(df, DQ_RESULTS, "append", description=DQ_RESULTS_DESCRIPTION, commit_info=commit)
 
 
 def describe(outcomes: list[Outcome]) -> str:

@@ -80,6 +80,14 @@ class Lakehouse:
     def update(self, name: str, set_exprs: Mapping[str, str], predicate: str | None = None) -> WriteResult:
         return self.store.update(self.ref(name), set_exprs, predicate)
 
+    def distinct_values(self, name: str, column: str, limit: int) -> list[Any] | None:
+        return self.store.distinct_values(self.ref(name), column, limit)
+
+    def append_rows(
+        self, name: str, rows: list[tuple[Any, ...]], ddl: str, commit_info: Mapping[str, Any] | None = None
+    ) -> None:
+        self.store.append_rows(self.ref(name), rows, ddl, commit_info)
+
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         return self.store.history(self.ref(name), limit)
 

@@ -112,6 +112,29 @@ class DeltaStore(ABC):
         self, table: TableRef, set_exprs: Mapping[str, str], predicate: str | None = None
     ) -> WriteResult: ...
 
+    def distinct_values(self, table: TableRef, column: str, limit: int) -> list[Any] | None:
+        """Up to ``limit`` distinct non-null values of ``column`` (None when there are more): reference keys
+        for checks. Engines may answer without a Spark job."""
+        rows = (
+            self.read(table)
+            .select(column)
+            .where(f"`{column}` IS NOT NULL")
+            .distinct()
+            .limit(limit + 1)
+            .collect()
+        )
+        return None if len(rows) > limit else [r[0] for r in rows]
+
+    def append_rows(
+        self,
+        table: TableRef,
+        rows: list[tuple[Any, ...]],
+        ddl: str,
+        commit_info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append a few driver-side rows to an existing table (DQ results). Engines may skip Spark."""
+        self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info)
+
     @abstractmethod
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits, newest first: version, timestamp (ms), operation, parameters, metrics, custom metadata."""

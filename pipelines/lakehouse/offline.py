@@ -636,6 +636,45 @@ class OfflineDeltaStore(DeltaStore):
         )
 
     # ---- metadata and maintenance -------------------------------------------------------------------
+    def distinct_values(self, table: TableRef, column: str, limit: int) -> list[Any] | None:
+        """Read one column straight from the files with deltalake (no Spark job: reference keys are small)."""
+        import pyarrow.compute as pc
+
+        dtable = self._table(table)
+        self._check_readable(table, dtable)
+        values = pc.unique(dtable.to_pyarrow_table(columns=[column]).column(column).combine_chunks())
+        values = values.filter(pc.is_valid(values))
+        return None if len(values) > limit else values.to_pylist()
+
+    def append_rows(
+        self,
+        table: TableRef,
+        rows: list[tuple[Any, ...]],
+        ddl: str,
+        commit_info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append driver-side rows with deltalake directly (one small file, one commit, no Spark job)."""
+        import pyarrow as pa
+        from deltalake import write_deltalake
+        from deltalake.transaction import CommitProperties
+
+        dtable = self._table(table)
+        self._check_writable(table, dtable)
+        schema = dtable.schema().to_arrow()
+        arrow_schema = pa.schema(schema) if not isinstance(schema, pa.Schema) else schema
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in arrow_schema]
+        data = pa.table(
+            {f.name: pa.array(list(col), type=f.type) for f, col in zip(arrow_schema, columns, strict=True)},
+            schema=arrow_schema,
+        )
+        custom = self._custom_metadata(commit_info)
+        write_deltalake(
+            dtable,
+            data,
+            mode="append",
+            commit_properties=CommitProperties(custom_metadata=custom) if custom else None,
+        )
+
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
         return [_normalise_commit(c) for c in self._table(table).history(limit)]
 
