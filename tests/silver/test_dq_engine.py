@@ -153,7 +153,7 @@ def test_all_row_checks_run_in_the_write_pass(lakehouse: Lakehouse) -> None:
 
     def jobs_for(*checks: ExpectationConf) -> int:
         lh = with_table(lakehouse, *checks)
-        group = f"dq-{len(checks)}"
+        group = f"dq-{len(checks)}-{checks[0].name}"
         sc.setJobGroup(group, group)
         try:
             run_table(lh, "silver.items", f"run-{group}", full_refresh=True)
