@@ -34,7 +34,7 @@ ORDER BY on_time_share DESC, carrier""",
   FROM gold.route_daily_stats
   GROUP BY origin, dest
 )
-SELECT origin, dest, flights, round(on_time / completed, 4) AS on_time_share
+SELECT origin, dest, flights, round(on_time / nullif(completed, 0), 4) AS on_time_share
 FROM routes
 ORDER BY flights DESC, origin, dest
 LIMIT 10""",
