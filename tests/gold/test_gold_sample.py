@@ -183,3 +183,16 @@ def test_medallion_tables_lists_dq_results_with_row_counts(cli_env, capsys, raw)
     assert "gold.dq_results" in out and "gold.flight_features" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("silver.flights "))
     assert f"{len(raw):,}" in line
+
+
+def test_interactive_prompt_runs_statements_and_keeps_history(built, capsys) -> None:
+    import io
+
+    from pipelines.analyst.cli import HISTORY_FILE, interactive
+
+    script = "SELECT 40 +\n2 AS answer;\n.tables\nSELECT * FROM gold.nope;\n\nquit\n"
+    assert interactive(built.settings, "csv", None, stdin=io.StringIO(script)) == 0
+    captured = capsys.readouterr()
+    assert "answer\n42" in captured.out and "gold.flight_features" in captured.out
+    assert "unknown table 'gold.nope'" in captured.err
+    assert (built.settings.state_dir / HISTORY_FILE).exists()
