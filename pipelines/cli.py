@@ -3,6 +3,7 @@
     medallion run                 land the sample if nothing is landed, then build every table
     medallion land --month 1      deliver one month of the sample into the landing folder
     medallion tables              every table: layer, rows, version, last update, description
+    medallion sql "SELECT ..."    Spark SQL by logical table names (no query: interactive prompt)
     medallion history TABLE       the Delta commits of a table
     medallion maintain            OPTIMIZE and VACUUM every table
 
@@ -37,6 +38,7 @@ examples:
   medallion land --month 1 --month 2     # deliver January and February only
   medallion run --select bronze.flights  # one table; 'bronze' = a layer; 'bronze.flights+' = and downstream
   medallion history bronze.flights
+  medallion sql "SELECT * FROM gold.carrier_monthly_performance LIMIT 5"
 """
 
 
@@ -122,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 # Command groups that live beside their feature (data quality, analyst SQL, ML). Each module has
 # ``register(subparsers)``, which adds its sub-commands and sets ``func`` on them (a callable taking
 # ``(settings, args)`` and returning the exit code). Import them lazily: no Spark or MLflow at import time.
-EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli", "pipelines.ml.cli")
+EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli", "pipelines.analyst.cli", "pipelines.ml.cli")
 
 # Steps after a successful ``medallion run``: "module:function" called with (settings, args, tables, lakehouse);
 # each decides from the selection whether it applies (ML: train -> score when the run covers gold).
@@ -210,23 +212,23 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.analyst.catalog import description as table_description
+    from pipelines.analyst.catalog import listed_tables, row_count
     from pipelines.lakehouse import open_lakehouse
-    from pipelines.lakehouse.ingest import MANIFEST, MANIFEST_DESCRIPTION
 
     lh = open_lakehouse(settings)
-    names = [n for n in settings.tables if not args.layer or settings.tables[n].layer == args.layer]
-    extra = [MANIFEST] if not args.layer or args.layer == "bronze" else []
-    _print(f"{'table':<28} {'layer':<7} {'rows':>10} {'version':>8}  {'last update (UTC)':<20} description")
-    for name in [*names, *extra]:
-        description = settings.tables[name].description if name in settings.tables else MANIFEST_DESCRIPTION
+    # Declared tables, then gold.dq_results, bronze.ingest_manifest and the quarantine tables that exist.
+    _print(f"{'table':<32} {'layer':<7} {'rows':>10} {'version':>8}  {'last update (UTC)':<20} description")
+    for name in listed_tables(lh, args.layer):
+        description = table_description(lh, name)
         layer = name.partition(".")[0]
         if not lh.exists(name):
-            _print(f"{name:<28} {layer:<7} {'-':>10} {'-':>8}  {'(not built yet)':<20} {description}")
+            _print(f"{name:<32} {layer:<7} {'-':>10} {'-':>8}  {'(not built yet)':<20} {description}")
             continue
         last = lh.history(name, limit=1)[0]
         when = datetime.fromtimestamp(last["timestamp"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-        rows = lh.read(name).count()
-        _print(f"{name:<28} {layer:<7} {rows:>10,} {last['version']:>8}  {when:<20} {description}")
+        rows = row_count(lh, name)
+        _print(f"{name:<32} {layer:<7} {rows:>10,} {last['version']:>8}  {when:<20} {description}")
     return 0
 
 

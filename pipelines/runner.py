@@ -120,6 +120,44 @@ class TableOutput:
 
     df: DataFrame
     replace_where: str | None = None
+    # Alternative to a literal ``replace_where`` for pure transforms, which may not collect: replace the rows
+    # whose ``replace_column`` takes one of the (few, distinct) values of the one-column DataFrame
+    # ``replace_values``, e.g. the dates a newly landed month touches. The runner collects them and builds
+    # the predicate (consecutive dates become BETWEEN ranges); no value means no row is replaced.
+    replace_values: DataFrame | None = None
+    replace_column: str | None = None
+
+
+def replace_predicate(column: str, values: Iterable[object]) -> str:
+    """SQL predicate ``column`` in ``values``; runs of consecutive dates are written as BETWEEN ranges."""
+    import datetime as dt
+
+    distinct = sorted({v for v in values if v is not None}, key=repr)
+    if not distinct:
+        return "false"
+    col = f"`{column}`"
+    if all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in distinct):
+        days = sorted(distinct)  # type: ignore[type-var]
+        runs: list[list[dt.date]] = []
+        for day in days:
+            if runs and (day - runs[-1][-1]).days == 1:  # type: ignore[operator]
+                runs[-1].append(day)  # type: ignore[arg-type]
+            else:
+                runs.append([day])  # type: ignore[list-item]
+        parts = [
+            f"{col} = DATE'{r[0]}'" if len(r) == 1 else f"{col} BETWEEN DATE'{r[0]}' AND DATE'{r[-1]}'"
+            for r in runs
+        ]
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def literal(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return f"{col} IN ({', '.join(literal(v) for v in distinct)})"
 
 
 INPUTS_KEY = "medallion.inputs"
@@ -251,6 +289,10 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     out = transform(**kwargs)
     replace_where = None
     if isinstance(out, TableOutput):
+        if out.replace_values is not None:
+            column = out.replace_column or out.replace_values.columns[0]
+            values = [r[0] for r in out.replace_values.distinct().collect()]
+            out = TableOutput(out.df, replace_where=replace_predicate(column, values))
         out, replace_where = out.df, out.replace_where
     from pyspark.sql import functions as F
 

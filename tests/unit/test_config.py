@@ -90,6 +90,7 @@ def test_unknown_environment_lists_known_ones() -> None:
 
 
 def test_table_reference_to_undeclared_input(conf_copy: Path) -> None:
+    (conf_copy / "tables" / "gold.yml").unlink(missing_ok=True)  # gold reads the silver tables replaced here
     (conf_copy / "tables" / "silver.yml").write_text(
         "tables:\n  silver.x:\n    layer: silver\n    description: d\n    transform: m:f\n    inputs: [bronze.nope]\n"
     )

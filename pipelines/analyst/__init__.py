@@ -1,0 +1,1 @@
+"""Analyst access: `medallion sql` over logical table names, example queries, table listing."""
