@@ -247,14 +247,15 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.analyst.catalog import listed_tables
     from pipelines.lakehouse import open_lakehouse
-    from pipelines.lakehouse.ingest import MANIFEST
 
     lh = open_lakehouse(settings)
-    names = args.table or [*settings.tables, MANIFEST]
+    every = listed_tables(lh)  # declared tables, DQ results, manifest, predictions, quarantines
+    names = args.table or every
     for name in names:
-        if name != MANIFEST:
-            settings.table(name)
+        if name not in every:
+            settings.table(name)  # an unknown name: the error lists close matches
         if not lh.exists(name):
             _print(f"{name:<28} not built yet, skipped")
             continue

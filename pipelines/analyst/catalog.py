@@ -26,6 +26,10 @@ def description(lh: Lakehouse, name: str) -> str:
         return DQ_RESULTS_DESCRIPTION
     if name == MANIFEST:
         return MANIFEST_DESCRIPTION
+    if name == lh.settings.ml.predictions_table:
+        from pipelines.ml.score import DESCRIPTION
+
+        return DESCRIPTION
     if name.endswith("_quarantine"):
         return f"Rows of {name.removesuffix('_quarantine')} that failed a quarantine check, with the checks they failed"
     return ""

@@ -151,7 +151,7 @@ def known_names(settings: Settings) -> list[str]:
     from pipelines.config import LAYERS
     from pipelines.dq.engine import quarantine_name
 
-    names = [*settings.tables, *EXTRA_TABLES]
+    names = [*settings.tables, *EXTRA_TABLES, settings.ml.predictions_table]
     names += [quarantine_name(n) for n in settings.tables if n.partition(".")[0] != "bronze"]
     rank = {layer: i for i, layer in enumerate(LAYERS)}
     return sorted(names, key=lambda n: rank.get(n.partition(".")[0], len(rank)))
