@@ -50,7 +50,7 @@ fig.tight_layout()
 spark.sql(
     """
     SELECT year, month, carrier, flights, round(on_time_share, 3) AS on_time_share,
-           round(avg_arr_delay, 1) AS avg_arr_delay, cancellations
+           round(avg_arr_delay, 1) AS avg_arr_delay, cancelled_flights
     FROM carrier_monthly_performance
     ORDER BY year, month, on_time_share DESC
     """

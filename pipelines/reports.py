@@ -75,28 +75,34 @@ def latest_dq_results(dq_results: DataFrame) -> DataFrame:
 def carrier_ranking(performance: DataFrame, year: int | None = None) -> DataFrame:
     """Carriers over the year's months (gold.carrier_monthly_performance), best on-time share first.
 
-    Shares and averages are weighted by the month's flights, not averaged over months."""
+    Shares and averages are re-aggregated from the monthly counts (on-time / completed flights, delays
+    weighted by completed flights), never averaged over months."""
     rows = performance if year is None else performance.where(F.col("year") == year)
     return (
         rows.groupBy("carrier")
         .agg(
             F.sum("flights").alias("flights"),
-            (F.sum(F.col("on_time_share") * F.col("flights")) / F.sum("flights")).alias("on_time_share"),
-            (F.sum(F.col("avg_arr_delay") * F.col("flights")) / F.sum("flights")).alias("avg_arr_delay"),
+            (F.sum("on_time_flights") / F.sum("completed_flights")).alias("on_time_share"),
+            (F.sum(F.col("avg_arr_delay") * F.col("completed_flights")) / F.sum("completed_flights")).alias(
+                "avg_arr_delay"
+            ),
             F.max("p90_arr_delay").alias("worst_month_p90_arr_delay"),
-            F.sum("cancellations").alias("cancellations"),
+            F.sum("cancelled_flights").alias("cancelled_flights"),
         )
         .orderBy(F.desc("on_time_share"), "carrier")
     )
 
 
 def worst_routes(route_daily: DataFrame, min_flights: int = 100, limit: int = 20) -> DataFrame:
-    """Routes (origin -> dest) with the highest flight-weighted mean arrival delay (gold.route_daily_stats)."""
+    """Routes (origin -> dest) with the highest mean arrival delay over their completed flights
+    (gold.route_daily_stats)."""
     return (
         route_daily.groupBy("origin", "dest")
         .agg(
             F.sum("flights").alias("flights"),
-            (F.sum(F.col("avg_arr_delay") * F.col("flights")) / F.sum("flights")).alias("avg_arr_delay"),
+            (F.sum(F.col("avg_arr_delay") * F.col("completed_flights")) / F.sum("completed_flights")).alias(
+                "avg_arr_delay"
+            ),
         )
         .where(F.col("flights") >= min_flights)
         .orderBy(F.desc("avg_arr_delay"), "origin", "dest")
@@ -104,13 +110,15 @@ def worst_routes(route_daily: DataFrame, min_flights: int = 100, limit: int = 20
     )
 
 
-def delay_by_weather(weather_delays: DataFrame, by: str = "precip_bucket") -> DataFrame:
-    """Mean departure delay per weather bucket and airport (gold.airport_weather_delays)."""
+def delay_by_weather(weather_delays: DataFrame, by: str = "precipitation") -> DataFrame:
+    """Mean departure delay per weather bucket (visibility, wind or precipitation) and airport
+    (gold.airport_weather_delays), re-aggregated over months from the delay totals."""
     return (
         weather_delays.groupBy("origin", by)
         .agg(
             F.sum("flights").alias("flights"),
-            (F.sum(F.col("avg_dep_delay") * F.col("flights")) / F.sum("flights")).alias("avg_dep_delay"),
+            (F.sum("total_dep_delay_min") / F.sum("flights")).alias("avg_dep_delay"),
+            (F.sum("delayed_flights") / F.sum("flights")).alias("delayed_share"),
         )
         .orderBy("origin", by)
     )

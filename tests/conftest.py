@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,42 @@ def rows_of() -> Callable[[Any], tuple[list[str], list[tuple[Any, ...]]]]:
 def canonical() -> Callable[[Any], Any]:
     """The canonical form ``rows_of`` gives each value (for building expected rows by hand)."""
     return _canonical
+
+
+# ---- the slow tier: one full run of the README's first command, shared by every module that needs it ------
+
+
+def run_cli(home: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEDALLION_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli(home, *args)``: the ``medallion`` command in a subprocess with MEDALLION_HOME=home."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """(MEDALLION_HOME, the completed ``medallion run``) after landing and building everything once."""
+    home = tmp_path_factory.mktemp("full-sample")
+    first = run_cli(home, "run")
+    assert first.returncode == 0, first.stderr
+    return home, first
+
+
+@pytest.fixture(scope="session")
+def full_lakehouse(full_run: tuple[Path, Any], settings: Settings, spark: Any) -> Any:
+    """A Lakehouse (this session's Spark, offline engine) over the tables of :func:`full_run`."""
+    from pipelines.lakehouse import Lakehouse
+    from pipelines.lakehouse.offline import OfflineDeltaStore
+
+    local = _settings_in(settings, full_run[0])
+    return Lakehouse(local, OfflineDeltaStore(spark, local.storage.offline))

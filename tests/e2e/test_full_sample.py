@@ -27,6 +27,7 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(full_run: tuple[Path, A
     second = cli(tmp_path, "run")
     assert second.returncode == 0, second.stderr
     assert "0 rows written" in second.stdout
+    assert "ml: train skipped" in second.stdout and "ml: score skipped" in second.stdout
     for table, rows in EXPECTED.items():
         dt = DeltaTable(str(lakehouse / table))
         assert dt.version() == versions[table] and dt.to_pyarrow_table().num_rows == rows
@@ -44,3 +45,35 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(full_run: tuple[Path, A
 
     tables = cli(tmp_path, "tables")
     assert tables.returncode == 0 and "336,776" in tables.stdout
+
+
+def test_full_run_ends_with_a_champion_that_records_its_training_table_and_predictions(
+    full_run: tuple[Path, Any], full_lakehouse: Any
+) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from pipelines.ml import tracking
+
+    home, first = full_run
+    assert "(champion)" in first.stdout and "scored " in first.stdout
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    try:
+        _check_registry(home, full_lakehouse, tracking, MlflowClient)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def _check_registry(home: Path, full_lakehouse: Any, tracking: Any, client_class: Any) -> None:
+    info = tracking.configure(full_lakehouse.settings)
+    assert info.local_db is not None and info.local_db.is_relative_to(home)
+    champion = client_class().get_model_version_by_alias(info.model_name, "champion")
+    assert champion.tags["medallion.features_table"] == "gold.flight_features"
+    assert champion.tags["medallion.features_version"] == str(full_lakehouse.version("gold.flight_features"))
+    predictions = full_lakehouse.read("gold.flight_delay_predictions")
+    features = full_lakehouse.read("gold.flight_features")
+    assert predictions.count() == features.count() == predictions.select("flight_id").distinct().count()
+    assert {r["model_version"] for r in predictions.select("model_version").distinct().collect()} == {
+        str(champion.version)
+    }

@@ -52,33 +52,35 @@ def test_latest_dq_result_per_check(spark: Any) -> None:
     ]
 
 
-def test_carrier_ranking_weights_by_flights(spark: Any) -> None:
+def test_carrier_ranking_reaggregates_the_monthly_counts(spark: Any) -> None:
     perf = spark.createDataFrame(
         [
-            ("AA", 2013, 1, 100, 0.9, 5.0, 30.0, 1),
-            ("AA", 2013, 2, 300, 0.5, 15.0, 60.0, 3),
-            ("UA", 2013, 1, 100, 0.7, 8.0, 40.0, 0),
-            ("UA", 2012, 1, 100, 0.1, 90.0, 99.0, 9),
+            # carrier, year, month, flights, cancelled, completed, on time, avg arr delay, p90
+            ("AA", 2013, 1, 100, 1, 99, 89, 5.0, 30.0),
+            ("AA", 2013, 2, 300, 3, 297, 148, 15.0, 60.0),
+            ("UA", 2013, 1, 100, 0, 100, 70, 8.0, 40.0),
+            ("UA", 2012, 1, 100, 9, 91, 9, 90.0, 99.0),
         ],
-        "carrier string, year int, month int, flights long, on_time_share double, avg_arr_delay double, "
-        "p90_arr_delay double, cancellations long",
+        "carrier string, year int, month int, flights long, cancelled_flights long, completed_flights long, "
+        "on_time_flights long, avg_arr_delay double, p90_arr_delay double",
     )
     ranking = reports.carrier_ranking(perf, year=2013).collect()
     assert [r["carrier"] for r in ranking] == ["UA", "AA"]
     aa = ranking[1]
-    assert (aa["flights"], aa["cancellations"]) == (400, 4)
-    assert aa["on_time_share"] == pytest.approx(0.6) and aa["avg_arr_delay"] == pytest.approx(12.5)
+    assert (aa["flights"], aa["cancelled_flights"]) == (400, 4)
+    assert aa["on_time_share"] == pytest.approx(237 / 396)
+    assert aa["avg_arr_delay"] == pytest.approx((5.0 * 99 + 15.0 * 297) / 396)
 
 
 def test_worst_routes_respect_the_minimum_and_weights(spark: Any) -> None:
     routes = spark.createDataFrame(
         [
-            ("JFK", "LAX", 50, 10.0),
-            ("JFK", "LAX", 50, 30.0),
-            ("EWR", "SFO", 10, 99.0),
-            ("LGA", "ORD", 200, 5.0),
+            ("JFK", "LAX", 50, 50, 10.0),
+            ("JFK", "LAX", 50, 50, 30.0),
+            ("EWR", "SFO", 10, 10, 99.0),
+            ("LGA", "ORD", 200, 200, 5.0),
         ],
-        "origin string, dest string, flights long, avg_arr_delay double",
+        "origin string, dest string, flights long, completed_flights long, avg_arr_delay double",
     )
     worst = [
         (r["origin"], r["dest"], r["avg_arr_delay"]) for r in reports.worst_routes(routes, 100).collect()
