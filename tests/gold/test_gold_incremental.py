@@ -6,12 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-import pytest
 from gold_data import AIRLINES_DDL, FLIGHTS_DDL, PLANES_DDL, WEATHER_DDL, flight
 
 from pipelines.runner import _load_transform, run_table
 
-pytestmark = pytest.mark.fast
 GOLD = (
     "gold.carrier_monthly_performance",
     "gold.route_daily_stats",

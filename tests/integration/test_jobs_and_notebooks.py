@@ -17,12 +17,12 @@ import pytest
 
 from jobs.task import build_argv, parser
 
-pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 ALL_FLIGHTS = 336_776
 
 
+@pytest.mark.fast
 def test_generic_task_arguments_map_to_the_cli() -> None:
     args = parser().parse_args(["--env", "dev", "--catalog", "c1", "--select", "bronze", "--run-id", "42"])
     assert build_argv(args) == ["--env", "dev", "run", "--select", "bronze", "--run-id", "42", "--no-land"]
@@ -38,6 +38,7 @@ def declared_tables(notebook: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return found.get("INPUT_TABLES", ()), found.get("OPTIONAL_TABLES", ())
 
 
+@pytest.mark.fast
 def test_every_notebook_is_databricks_source_and_declares_its_inputs() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_explore_bronze.py",

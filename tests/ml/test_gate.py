@@ -14,8 +14,6 @@ from ml_support import DQ, FEATURES, make_home
 from pipelines.errors import DataQualityGateError
 from pipelines.ml.gate import check_gate, evaluate_gate
 
-pytestmark = pytest.mark.fast
-
 
 def _row(check: str, action: str, passed: bool, run: str = "r1") -> dict[str, Any]:
     return {
@@ -27,6 +25,7 @@ def _row(check: str, action: str, passed: bool, run: str = "r1") -> dict[str, An
     }
 
 
+@pytest.mark.fast
 def test_gate_rules_on_rows() -> None:
     ok = evaluate_gate(FEATURES, 4, [_row("unique", "fail", True), _row("temp", "warn", False)], DQ)
     assert ok.checks == 2 and ok.warnings == ("temp",) and ok.runs == ("r1",)
@@ -36,6 +35,7 @@ def test_gate_rules_on_rows() -> None:
         evaluate_gate(FEATURES, 4, [], DQ)
 
 
+@pytest.mark.fast
 def test_gate_reads_results_of_the_exact_table_version(settings: Any, spark: Any, tmp_path: Path) -> None:
     from pipelines.ml.synthetic import dq_rows
 
