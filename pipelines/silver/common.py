@@ -27,6 +27,7 @@ def typed(raw_name: str, spark_type: str) -> Column:
 SOURCE_RECORD = "__source_record"
 CAST_ERRORS = "__cast_errors"
 CORRUPT_RECORD = "__corrupt_record"
+PARSE_FAILED = "__parse_failed"
 
 
 def source_record(columns: Sequence[str]) -> Column:
@@ -47,13 +48,20 @@ def with_cast_errors(df: DataFrame, typed_columns: Mapping[str, str]) -> DataFra
 def with_cast_errors_renamed(df: DataFrame, fields: Mapping[str, str]) -> DataFrame:
     """Like :func:`with_cast_errors`, ``fields`` mapping each landed field to its typed column's name."""
     flags = [
-        F.when(~is_missing(F.col(f"{SOURCE_RECORD}.{raw}")) & F.col(typed_name).isNull(), F.lit(raw))
+        # typed IS NULL first: for almost every row it is false and the text is never looked at
+        F.when(F.col(typed_name).isNull() & ~is_missing(F.col(f"{SOURCE_RECORD}.{raw}")), F.lit(raw))
         for raw, typed_name in fields.items()
     ]
-    # A comma-separated string ("" when everything parsed): cheaper per row than an array.
+    # A comma-separated string ("" when everything parsed), for quarantine; checks use the boolean
+    # __parse_failed, which stops at the first failing column, so the write pass never builds the string.
     errors = F.concat_ws(",", *flags) if flags else F.lit("")
-    return df.withColumn(CAST_ERRORS, errors).withColumn(
-        CORRUPT_RECORD, F.col(f"{SOURCE_RECORD}._corrupt_record")
+    failed = F.lit(False)
+    for raw, typed_name in fields.items():
+        failed = failed | (F.col(typed_name).isNull() & ~is_missing(F.col(f"{SOURCE_RECORD}.{raw}")))
+    return (
+        df.withColumn(CAST_ERRORS, errors)
+        .withColumn(PARSE_FAILED, failed)
+        .withColumn(CORRUPT_RECORD, F.col(f"{SOURCE_RECORD}._corrupt_record"))
     )
 
 

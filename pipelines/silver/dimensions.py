@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pipelines.silver.common import (
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
     SOURCE_RECORD,
     latest_per_key,
     row_hash,
@@ -43,6 +44,7 @@ def _latest_snapshot(df: DataFrame, key: str, business: tuple[str, ...], types: 
         SOURCE_RECORD,
         CAST_ERRORS,
         CORRUPT_RECORD,
+        PARSE_FAILED,
     )
 
 

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pipelines.silver.common import (
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
     SOURCE_RECORD,
     latest_per_key,
     local_to_utc,
@@ -132,7 +133,7 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
 OUTPUT_COLUMNS = (
     "flight_id", *BUSINESS_COLUMNS, "sched_dep_local", "dep_local", "sched_arr_local", "arr_local",
     "sched_dep_utc", "dep_utc", "sched_arr_utc", "arr_utc", "cancelled", "_row_hash", "_source_file",
-    "_ingested_at", SOURCE_RECORD, CAST_ERRORS, CORRUPT_RECORD,
+    "_ingested_at", SOURCE_RECORD, CAST_ERRORS, CORRUPT_RECORD, PARSE_FAILED,
 )  # fmt: skip
 
 

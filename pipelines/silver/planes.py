@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pipelines.silver.common import (
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
     SOURCE_RECORD,
     row_hash,
     snapshot_time,
@@ -41,6 +42,7 @@ OUTPUT_COLUMNS = (
     SOURCE_RECORD,
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
 )
 
 
@@ -90,6 +92,7 @@ def transform(planes: DataFrame) -> DataFrame:
         SOURCE_RECORD,
         CAST_ERRORS,
         CORRUPT_RECORD,
+        PARSE_FAILED,
     )
     # Rows without a tail number or a snapshot time cannot enter the history: pass them on to be quarantined.
     invalid = obs.where(F.col("tailnum").isNull() | F.col("snapshot_at").isNull()).select(
@@ -102,5 +105,6 @@ def transform(planes: DataFrame) -> DataFrame:
         SOURCE_RECORD,
         CAST_ERRORS,
         CORRUPT_RECORD,
+        PARSE_FAILED,
     )
     return history.unionByName(invalid).select(*OUTPUT_COLUMNS)

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pipelines.silver.common import (
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
     SOURCE_RECORD,
     latest_per_key,
     newest_first,
@@ -44,6 +45,7 @@ OUTPUT_COLUMNS = (
     SOURCE_RECORD,
     CAST_ERRORS,
     CORRUPT_RECORD,
+    PARSE_FAILED,
 )
 
 
