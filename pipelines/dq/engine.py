@@ -69,6 +69,21 @@ DQ_RESULTS_COLUMNS = {
 }
 
 
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _in_list(column: str, values: list[Any]) -> str:
+    if not values:
+        return "false"
+    return f"`{column}` IN ({', '.join(_sql_literal(v) for v in values)})"
+
+
 def quarantine_name(table_name: str) -> str:
     return f"{table_name}_quarantine"
 
@@ -115,12 +130,12 @@ class TableChecks:
 
     # ---- compile ------------------------------------------------------------------------------------
 
-    def _check_columns_exist(self, df: DataFrame, check: ExpectationConf) -> None:
-        missing = [c for c in check_columns(check) if c not in df.columns]
+    def _check_columns_exist(self, columns: list[str], check: ExpectationConf) -> None:
+        missing = [c for c in check_columns(check) if c not in columns]
         if missing:
             raise ConfigError(
                 f"{self._where(check)}: the batch has no column {missing[0]!r} "
-                f"(columns: {', '.join(c for c in df.columns if not c.startswith('_dq'))})"
+                f"(columns: {', '.join(c for c in columns if not c.startswith('__'))})"
             )
 
     def _passes(self, df: DataFrame, check: ExpectationConf) -> tuple[DataFrame, Column]:
@@ -157,8 +172,9 @@ class TableChecks:
                 )
             small = self.lh.distinct_values(check.ref_table, check.ref_column, FK_LITERAL_MAX)
             if small is not None:
-                # A hash-set lookup inside the projection: no join, no extra pass over the batch.
-                return df, col.isNull() | col.isin(small)
+                # A hash-set lookup inside the projection: no join, no extra pass over the batch. Built as one
+                # SQL expression: Column.isin() would cost one JVM round trip per value.
+                return df, col.isNull() | F.expr(_in_list(check.column, small))
             found = f"__fk_{check.name}"
             keys = (
                 self.lh.read(check.ref_table)
@@ -196,18 +212,19 @@ class TableChecks:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
+        columns = df.columns  # analyses the plan: once (each df.columns call costs an analysis)
         for check in self.conf.expectations:
-            self._check_columns_exist(df, check)
+            self._check_columns_exist(columns, check)
         self._check_expressions(df)
         self._input_df = df
-        original_columns = [c for c in df.columns if not c.startswith(IN_FLIGHT_PREFIX)]
+        original_columns = [c for c in columns if not c.startswith(IN_FLIGHT_PREFIX)]
         if not self.row_checks:
             self.prepared = Prepared(kept=df.select(*original_columns), flagged=None)
             return self.prepared
         # The write pass never touches __source_record, so Spark prunes it; the quarantine pass (only when a
         # row is quarantined) computes the same flags over the batch with it.
         with_source = df
-        df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in df.columns else df
+        df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in columns else df
 
         # One boolean column per check; the write pass needs no arrays: counts are sums in an Observation on
         # this pass, and the filter is an OR of the removing checks.
