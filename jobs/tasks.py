@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -121,15 +120,9 @@ def finish(code: int) -> None:
         if code:
             raise SystemExit(code)
         return
-    try:
-        from pipelines.session import stop_session
+    from pipelines.cli import exit_process
 
-        stop_session()
-    except Exception:
-        pass
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_process(code)
 
 
 def run_task(task: str, argv: Sequence[str] | None = None) -> int:

@@ -314,7 +314,12 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point. Exits through os._exit so that deltalake's runtime cannot turn a clean exit
     code into an abort at interpreter shutdown."""
-    code = run_cli(argv)
+    exit_process(run_cli(argv))
+
+
+def exit_process(code: int) -> None:
+    """Stop Spark, flush, and leave with ``code`` through os._exit (deltalake's runtime can otherwise abort
+    at interpreter shutdown and replace a clean exit code)."""
     try:
         from pipelines.session import stop_session
 
