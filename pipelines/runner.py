@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config import LAYERS, Settings
 from pipelines.errors import ConfigError, UsageError
 from pipelines.lakehouse import Lakehouse, MergeSpec
+from pipelines.outputs import TableOutput
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -108,24 +109,6 @@ def _load_transform(path: str) -> Callable[..., object]:
         return getattr(module, func)  # type: ignore[no-any-return]
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"transform {path!r} cannot be imported: {exc}") from None
-
-
-@dataclass(frozen=True)
-class TableOutput:
-    """What a transform may return instead of a bare DataFrame.
-
-    ``replace_where``: for tables written with ``overwrite``, replace only the rows matching this SQL predicate
-    (one atomic commit), e.g. the dates a newly landed month touches; the rest of the table stays.
-    """
-
-    df: DataFrame
-    replace_where: str | None = None
-    # Alternative to a literal ``replace_where`` for pure transforms, which may not collect: replace the rows
-    # whose ``replace_column`` takes one of the (few, distinct) values of the one-column DataFrame
-    # ``replace_values``, e.g. the dates a newly landed month touches. The runner collects them and builds
-    # the predicate (consecutive dates become BETWEEN ranges); no value means no row is replaced.
-    replace_values: DataFrame | None = None
-    replace_column: str | None = None
 
 
 def replace_predicate(column: str, values: Iterable[object]) -> str:

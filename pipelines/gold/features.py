@@ -33,7 +33,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines.gold.common import Changes, changed_inputs, is_delayed, only_keys, share
-from pipelines.runner import TableOutput
+from pipelines.outputs import TableOutput
 
 MICROS_PER_DAY = 86_400 * 1_000_000
 WINDOWS_DAYS = (7, 30)

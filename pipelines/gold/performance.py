@@ -25,7 +25,7 @@ from pipelines.gold.common import (
     only_keys,
     share,
 )
-from pipelines.runner import TableOutput
+from pipelines.outputs import TableOutput
 
 
 def _delay_metrics() -> list[Column]:

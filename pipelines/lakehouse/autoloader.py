@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings, SourceConf, TableConf
 from pipelines.errors import ConfigError, IngestionError
-from pipelines.lakehouse.ingest import IngestResult
+from pipelines.outputs import IngestResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

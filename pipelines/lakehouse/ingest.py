@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config import SourceConf, TableConf
 from pipelines.errors import IngestionError
 from pipelines.lakehouse import Lakehouse
+from pipelines.outputs import IngestResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -63,16 +64,6 @@ class IngestPlan:
     @property
     def to_ingest(self) -> tuple[LandedFileInfo, ...]:
         return self.new + self.redelivered
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    table: str
-    files_new: int
-    files_redelivered: int
-    files_skipped: int
-    rows_written: int
-    version: int | None
 
 
 def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:

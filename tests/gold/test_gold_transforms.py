@@ -9,7 +9,8 @@ from gold_data import flight
 
 from pipelines.gold.features import FEATURE_COLUMNS, flight_features
 from pipelines.gold.performance import airport_weather_delays, carrier_monthly_performance, route_daily_stats
-from pipelines.runner import TableOutput, replace_predicate
+from pipelines.outputs import TableOutput
+from pipelines.runner import replace_predicate
 
 pytestmark = pytest.mark.fast
 UTC = dt.UTC
