@@ -31,9 +31,12 @@ environment variables:
   MEDALLION_ENV        environment when --env is not given (local, dev, prod; default local)
   MEDALLION_HOME       base folder of local state (default ./.medallion): landing/, lakehouse/, state/
   MEDALLION_ENGINE     force the Delta engine: auto, native, offline
-  MEDALLION_DELTA_JARS folder with delta-spark and delta-storage jars (enables the native engine locally)
+  MEDALLION_DELTA_JARS folder of Delta jars to use instead of the `medallion setup` cache
+  MEDALLION_DELTA_CACHE where `medallion setup` keeps the jars (default ~/.cache/medallion/delta)
+  MEDALLION_MAVEN_REPO Maven repository for `medallion setup` (default Maven Central)
 
 examples:
+  medallion setup                        # once, at install: fetch Delta's jars for the native engine
   medallion run                          # land the sample (first time), build all tables
   medallion land --month 1 --month 2     # deliver January and February only
   medallion run --select bronze.flights  # one table; 'bronze' = a layer; 'bronze.flights+' = and downstream
@@ -102,6 +105,20 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="re-deliver files even when unchanged (new modification time)"
     )
 
+    setup = sub.add_parser(
+        "setup",
+        help="fetch Delta Lake's jars once (install step) so that local Spark runs native Delta",
+        description="Resolve io.delta:delta-spark_<spark>_2.13:<delta-spark> and its dependencies from Maven "
+        "Central (Spark's own resolver, or mvn) into a cache folder the session factory looks in. Runs "
+        "download nothing afterwards. Without network access this prints one line and exits 0: the offline "
+        "engine (delta-rs) is then used.",
+    )
+    setup.add_argument("--dest", help="put the jars in this folder (then set MEDALLION_DELTA_JARS to it)")
+    setup.add_argument(
+        "--via", choices=["auto", "spark", "mvn"], default="auto", help="resolver (default: spark, then mvn)"
+    )
+    setup.add_argument("--force", action="store_true", help="resolve again even if the jars are present")
+
     tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
     tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
 
@@ -168,6 +185,24 @@ def cmd_land(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines import delta_jars
+
+    started = time.perf_counter()
+    result = delta_jars.fetch(
+        Path(args.dest).expanduser() if args.dest else None, via=args.via, force=args.force, progress=_print
+    )
+    if result.status == "unreachable":
+        _print(f"setup: {result.message}")
+        return 0
+    _print(f"setup: {result.message} ({time.perf_counter() - started:.1f} s)")
+    if args.dest:
+        _print(f"setup: export MEDALLION_DELTA_JARS={result.jar_set.folder if result.jar_set else args.dest}")
+    return 0
+
+
 def _nothing_landed(settings: Settings) -> bool:
     from pipelines.lakehouse.ingest import list_landed
 
@@ -189,6 +224,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     _print(
         f"run {run_id}  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}"
     )
+    _print(f"engine: {info.engine}, because {info.reason}")
     _print("starting Spark ...")
     lh = open_lakehouse(settings)
     _print(f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail")
@@ -274,6 +310,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS = {
     "run": cmd_run,
     "land": cmd_land,
+    "setup": cmd_setup,
     "tables": cmd_tables,
     "history": cmd_history,
     "maintain": cmd_maintain,

@@ -4,16 +4,17 @@ Three cases, decided once at start-up:
 
 1. **Databricks**: ``DATABRICKS_RUNTIME_VERSION`` is set; the cluster's active session is used as it is,
    with native Delta and Unity Catalog.
-2. **Local with Delta jars**: a folder of jars (``storage.delta_jars`` or ``MEDALLION_DELTA_JARS``), a Maven
-   layout (``~/.m2/repository/io/delta/...``) or the ivy cache holds delta-spark's jars; the session gets
-   delta-spark's SQL extension and catalog, and tables are written natively.
-3. **Local offline** (the default on machines without Maven access): plain Spark; the storage layer commits
-   Delta tables with the ``deltalake`` package (see :mod:`pipelines.lakehouse.offline`).
+2. **Local with Delta jars** (the default once ``medallion setup`` fetched them, see
+   :mod:`pipelines.delta_jars`; or a folder named by ``storage.delta_jars`` / ``MEDALLION_DELTA_JARS``): the
+   session gets delta-spark's SQL extension and catalog, and tables are written natively. Nothing is
+   downloaded here: the jars are on disk or this case does not apply.
+3. **Local offline** (no jars, e.g. no Maven access at install time, or ``storage.engine: offline`` /
+   ``MEDALLION_ENGINE=offline``): plain Spark; the storage layer commits Delta tables with the ``deltalake``
+   package (see :mod:`pipelines.lakehouse.offline`).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from dataclasses import dataclass
@@ -45,40 +46,28 @@ class SessionInfo:
     jars: tuple[str, ...] = ()
 
 
-def _delta_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("delta-spark")
-    except Exception:
-        return None
-
-
 def find_delta_jars(settings: Settings | None = None) -> tuple[str, ...]:
-    """Locate delta-spark and delta-storage jars on this machine, or return ()."""
+    """The Delta jars this machine has for the installed pyspark and delta-spark, or ()."""
+    found = _locate_jars(settings)
+    return found[0] if found else ()
+
+
+def _locate_jars(settings: Settings | None) -> tuple[tuple[str, ...], str] | None:
+    """(jars, where they came from) or None; a folder named explicitly must be right (else SessionError)."""
+    from pipelines import delta_jars
+
     folder = os.environ.get("MEDALLION_DELTA_JARS") or (settings.storage.delta_jars if settings else None)
     if folder:
-        jars = sorted(glob.glob(os.path.join(os.path.expanduser(folder), "*.jar")))
-        if not any(Path(j).name.startswith("delta-spark") for j in jars):
-            raise SessionError(
-                f"MEDALLION_DELTA_JARS / storage.delta_jars points at {folder}, which holds no delta-spark_*.jar"
-            )
-        return tuple(jars)
-    version = _delta_version()
-    if not version:
-        return ()
-    candidates: list[str] = []
-    m2 = Path.home() / ".m2" / "repository" / "io" / "delta"
-    candidates += glob.glob(str(m2 / "delta-spark_2.13" / version / f"delta-spark_2.13-{version}.jar"))
-    candidates += glob.glob(str(m2 / "delta-storage" / version / f"delta-storage-{version}.jar"))
-    for ivy in glob.glob(str(Path.home() / ".ivy2*" / "jars")):
-        candidates += glob.glob(os.path.join(ivy, f"io.delta_delta-spark_2.13-{version}.jar"))
-        candidates += glob.glob(os.path.join(ivy, f"io.delta_delta-storage-{version}.jar"))
-    spark_jar = [c for c in candidates if "delta-spark" in Path(c).name]
-    storage_jar = [c for c in candidates if "delta-storage" in Path(c).name]
-    if spark_jar and storage_jar:
-        return (spark_jar[0], storage_jar[0])
-    return ()
+        named = delta_jars.located(folder)
+        return named.jars, f"Delta jars of {named.coordinate} in {named.folder}"
+    try:
+        coord = delta_jars.coordinate()
+    except SessionError:
+        return None  # no pyspark / delta-spark installed: nothing to run natively with
+    cached = delta_jars.read_manifest(delta_jars.default_folder(coord))
+    if cached is None or cached.coordinate != coord:
+        return None
+    return cached.jars, f"Delta jars of {coord} in {cached.folder} (from `medallion setup`)"
 
 
 def decide_engine(settings: Settings) -> SessionInfo:
@@ -90,19 +79,27 @@ def decide_engine(settings: Settings) -> SessionInfo:
                 "storage.engine is 'offline' but this is a Databricks cluster: use native or auto"
             )
         return SessionInfo("native", "databricks", "Databricks runtime: Delta is built in")
-    jars = find_delta_jars(settings) if wanted != "offline" else ()
-    if wanted == "native" and not jars:
-        raise SessionError(
-            "storage.engine is 'native' but no Delta jars were found: put delta-spark_2.13 and delta-storage "
-            "jars in a folder named by MEDALLION_DELTA_JARS, or use engine 'auto' / 'offline'"
+    if wanted == "offline":
+        return SessionInfo(
+            "offline",
+            "local-offline",
+            "storage.engine / MEDALLION_ENGINE is 'offline': Spark writes parquet, deltalake (delta-rs) commits",
         )
-    if jars:
-        return SessionInfo("native", "local-jars", f"Delta jars found: {', '.join(jars)}", jars)
-    return SessionInfo(
-        "offline",
-        "local-offline",
-        "no Delta jars on this machine: Spark writes parquet, deltalake (delta-rs) commits the Delta log",
-    )
+    found = _locate_jars(settings)
+    if found is None:
+        if wanted == "native":
+            raise SessionError(
+                "storage.engine is 'native' but this machine has no Delta jars for the installed delta-spark: "
+                "run `medallion setup` (fetches them from Maven Central once), or use engine 'auto' / 'offline'"
+            )
+        return SessionInfo(
+            "offline",
+            "local-offline",
+            "no Delta jars on this machine (`medallion setup` fetches them): Spark writes parquet, "
+            "deltalake (delta-rs) commits the Delta log",
+        )
+    jars, where = found
+    return SessionInfo("native", "local-jars", where, jars)
 
 
 _SESSION: SparkSession | None = None
@@ -160,6 +157,11 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.sources.partitionOverwriteMode", "static")
         .config("spark.sql.warehouse.dir", str(warehouse))
+        # File listings (Delta's VACUUM among them) are split into this many tasks (default 10,000: minutes
+        # of empty tasks for a laptop's table).
+        .config(
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism", str(max(conf.shuffle_partitions, 2))
+        )
     )
     log4j = Path(__file__).with_name("log4j2.properties")
     java_opts = f"-Dderby.system.home={settings.state_dir} -Dlog4j2.configurationFile={log4j.as_uri()}"
@@ -172,6 +174,9 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
             builder.config("spark.jars", ",".join(info.jars))
             .config("spark.sql.extensions", DELTA_EXTENSION)
             .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+            # Delta replays its log into this many partitions (default 50: 50 tasks per snapshot of a
+            # tiny local table, seconds each time); a laptop's table needs as few as its shuffles.
+            .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         )
     for key, value in extra.items():
         builder = builder.config(key, value)

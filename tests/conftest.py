@@ -63,11 +63,45 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings) -> Iterator[Any]:
+    """The one session of the run. With the Delta jars (``medallion setup``) it is a native session, which
+    also serves the offline engine: that one needs nothing but plain Spark."""
     from pipelines.session import get_session, stop_session
 
     session, _info = get_session(settings)
     yield session
     stop_session()
+
+
+def native_unavailable(settings: Settings) -> str | None:
+    """Why this run has no native engine (None: it has one). Fails the test run where a Maven repository is
+    reachable but the jars are missing: a native case may be skipped only where Maven is unreachable."""
+    from pipelines import delta_jars
+    from pipelines.session import get_session
+
+    _session, info = get_session(settings)
+    if info.engine == "native":
+        return None
+    if delta_jars.reachable(timeout=5):
+        pytest.fail(
+            f"the test session runs the {info.engine} engine ({info.reason}), but the Maven repository "
+            f"{delta_jars.maven_repository()} is reachable: run `medallion setup` to fetch the Delta jars"
+        )
+    return f"native engine: no Delta jars and no Maven repository reachable ({info.reason})"
+
+
+@pytest.fixture
+def native_store_factory(spark: Any, settings: Settings) -> Callable[[], Any]:
+    """``native_store_factory()`` -> a delta-spark store on the session (skips only without Maven)."""
+
+    def make() -> Any:
+        reason = native_unavailable(settings)
+        if reason:
+            pytest.skip(reason)
+        from pipelines.lakehouse.native import NativeDeltaStore
+
+        return NativeDeltaStore(spark)
+
+    return make
 
 
 def _settings_in(settings: Settings, home: Path, **offline: Any) -> Settings:

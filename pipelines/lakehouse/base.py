@@ -1,14 +1,105 @@
-"""The storage interface every job uses, whichever Delta engine is behind it."""
+"""The storage interface every job uses, whichever Delta engine is behind it.
+
+Code both engines need lives here once: write-mode checks, fitting data to a table's schema, the commit
+metadata that lets a write find its own commit (``medallion.write_id``), the MERGE key predicate.
+"""
 
 from __future__ import annotations
 
+import re
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipelines.errors import SchemaMismatchError, StorageError
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+WRITE_MODES = ("append", "overwrite")
+#: Commit metadata key holding a unique id per write: how a write finds its own commit (not the latest one,
+#: which under a race may belong to another writer).
+WRITE_ID_KEY = "medallion.write_id"
+
+
+def new_write_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_write_mode(table: TableRef, mode: str, replace_where: str | None) -> None:
+    if mode not in WRITE_MODES:
+        raise StorageError(f"{table.name}: unknown write mode {mode!r}; use append or overwrite (or merge)")
+    if replace_where and mode != "overwrite":
+        raise StorageError(f"{table.name}: replace_where needs mode 'overwrite'")
+
+
+def with_write_id(commit_info: Mapping[str, Any] | None, write_id: str) -> dict[str, Any]:
+    """The commit metadata of a write: the caller's keys plus this write's id."""
+    return {**{str(k): v for k, v in (commit_info or {}).items()}, WRITE_ID_KEY: write_id}
+
+
+def find_commit(
+    history: Callable[[int | None], list[dict[str, Any]]], write_id: str, recent: int = 20
+) -> dict[str, Any] | None:
+    """The commit (as :meth:`DeltaStore.history` returns it) whose metadata carries ``write_id``."""
+    for limit in (recent, None):
+        for commit in history(limit):
+            if str(commit.get("custom", {}).get(WRITE_ID_KEY)) == write_id:
+                return commit
+    return None
+
+
+def strip_nullability(dtype: Any) -> str:
+    """A type's shape without nullability, for comparisons."""
+    return re.sub(r'"(nullable|containsNull|valueContainsNull)":(true|false)', "", dtype.json())
+
+
+def as_nullable(schema: StructType) -> StructType:
+    """Every field, nested ones too, nullable: what delta-spark gives a table created from a DataFrame
+    (NOT NULL comes only from a declared schema, see :meth:`DeltaStore.create`)."""
+    import json
+
+    from pyspark.sql.types import StructType
+
+    text = re.sub(r'"(nullable|containsNull|valueContainsNull)":\s*false', r'"\1":true', schema.json())
+    return StructType.fromJson(json.loads(text))
+
+
+def conform(df: DataFrame, schema: StructType, name: str) -> DataFrame:
+    """Reorder the data's columns to the table's; refuse missing, extra or differently typed columns."""
+    incoming = {f.name: f for f in df.schema.fields}
+    expected = {f.name: f for f in schema.fields}
+    missing = [c for c in expected if c not in incoming]
+    extra = [c for c in incoming if c not in expected]
+    if missing or extra:
+        raise SchemaMismatchError(
+            f"{name}: the data does not fit the table schema"
+            + (f"; missing column(s): {', '.join(missing)}" if missing else "")
+            + (f"; unknown column(s): {', '.join(extra)}" if extra else "")
+        )
+    wrong = [
+        f"{c} is {incoming[c].dataType.simpleString()}, table has {expected[c].dataType.simpleString()}"
+        for c in expected
+        if strip_nullability(incoming[c].dataType) != strip_nullability(expected[c].dataType)
+    ]
+    if wrong:
+        raise SchemaMismatchError(f"{name}: column type(s) differ: {'; '.join(wrong)}")
+    return df.select(*[f"`{c}`" for c in expected])
+
+
+def merge_predicate(spec: MergeSpec) -> str:
+    return " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.keys)
+
+
+def check_merge_keys(table: TableRef, spec: MergeSpec, schema: StructType, source: DataFrame) -> None:
+    missing = [k for k in spec.keys if k not in schema.fieldNames() or k not in source.columns]
+    if missing or not spec.keys:
+        raise SchemaMismatchError(
+            f"{table.name}: merge key(s) {missing or '(none)'} missing from the table or source"
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +168,20 @@ class DeltaStore(ABC):
         """The table (optionally as of ``version``) as a Spark DataFrame, columns in schema order."""
 
     @abstractmethod
+    def create(
+        self,
+        table: TableRef,
+        schema: StructType,
+        *,
+        partition_by: Sequence[str] = (),
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        constraints: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Create an empty table with this exact schema (NOT NULL where a field is not nullable) and CHECK
+        ``constraints`` (name -> SQL boolean); refuses a table that exists (WriteConflictError)."""
+
+    @abstractmethod
     def write(
         self,
         df: DataFrame,
@@ -92,7 +197,10 @@ class DeltaStore(ABC):
     ) -> WriteResult:
         """Append, overwrite, or overwrite the rows matching ``replace_where`` (a SQL predicate).
 
-        With ``replace_where`` every written row must match the predicate (else WriteConflictError)."""
+        With ``replace_where`` every written row must match the predicate (else WriteConflictError). A new
+        table takes the data's schema with every column nullable (as delta-spark does); an existing table's
+        schema is kept: missing, extra or retyped columns are a SchemaMismatchError. The result's version is
+        this write's own commit."""
 
     @abstractmethod
     def merge(

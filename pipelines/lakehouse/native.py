@@ -1,25 +1,125 @@
-"""Native Delta engine: delta-spark (Databricks, or a local session with the Delta jars).
+"""Native Delta engine: delta-spark (Databricks, or a local session with the jars from ``medallion setup``).
 
-Tables are addressed by path (``delta.`/path```) locally or by Unity Catalog name on Databricks.
+Tables are addressed by path (``delta.`/path```) or by catalog name (``catalog.schema.table``: Unity Catalog
+on Databricks, delta-spark's catalog locally).
+
+- A new table is created by one CREATE TABLE AS SELECT: data, description, properties and column comments
+  (from the DataFrame's schema metadata) in a single commit, version 0.
+- Every commit carries ``medallion.write_id`` in its user metadata; a write reports the version and metrics of
+  its own commit (found by that id), never of whatever commit is latest.
+- Comments and properties are compared first: nothing is committed when they are already there.
+- delta-spark's failures become this product's errors by their error condition (``DELTA_*``) or exception
+  class, never by their wording.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import SchemaMismatchError, StorageError, TableNotFoundError, WriteConflictError
-from pipelines.lakehouse.base import DeltaStore, MergeSpec, TableRef, WriteResult
+from pipelines.errors import (
+    MedallionError,
+    SchemaMismatchError,
+    StorageError,
+    TableNotFoundError,
+    WriteConflictError,
+)
+from pipelines.lakehouse.base import (
+    DeltaStore,
+    MergeSpec,
+    TableRef,
+    WriteResult,
+    check_merge_keys,
+    check_write_mode,
+    conform,
+    find_commit,
+    merge_predicate,
+    new_write_id,
+    with_write_id,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
+
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+# Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
+_CONFLICT = (
+    "DELTA_CONCURRENT",
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_REPLACE_WHERE_MISMATCH",
+    "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
+    "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES",
+    "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
+    "DELTA_TABLE_ALREADY_EXISTS",
+    "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "InvariantViolationException",
+)
+_SCHEMA = (
+    "DELTA_FAILED_TO_MERGE_FIELDS",
+    "DELTA_METADATA_MISMATCH",
+    "_LEGACY_ERROR_TEMP_DELTA_0007",  # "A schema mismatch detected when writing to the Delta table"
+    "DELTA_PARTITION_COLUMN",
+    "DELTA_MERGE_UNRESOLVED_EXPRESSION",
+    "UNRESOLVED_COLUMN",
+    "DELTA_SCHEMA_CHANGED",
+)
+_NOT_FOUND = (
+    "DELTA_MISSING_DELTA_TABLE",
+    "DELTA_TABLE_NOT_FOUND",
+    "TABLE_OR_VIEW_NOT_FOUND",
+    "PATH_NOT_FOUND",
+)
+
+
+def _condition(exc: BaseException) -> str:
+    """The error condition (``DELTA_...``) and Java class of an exception from delta-spark, as one string."""
+    parts = []
+    get = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    if callable(get):
+        with contextlib.suppress(Exception):  # py4j may fail on a dead gateway; the text below still applies
+            parts.append(str(get() or ""))
+    text = str(exc)
+    parts += re.findall(r"\[([A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)?)\]", text)
+    parts += re.findall(r"(?:io\.delta|org\.apache\.spark)[\w.]*\.(\w+(?:Exception|Error))", text)
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        with contextlib.suppress(Exception):
+            parts.append(java.getClass().getName())
+    return " ".join(parts)
+
+
+def _translate(exc: BaseException, table: TableRef, what: str) -> BaseException:
+    """delta-spark's exception as a MedallionError (or the exception itself when it is no known case)."""
+    if isinstance(exc, MedallionError):
+        return exc
+    condition = _condition(exc)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    if any(c in condition for c in _CONFLICT):
+        return WriteConflictError(f"{table.name}: {what} was not committed: {first}")
+    if any(c in condition for c in _SCHEMA):
+        return SchemaMismatchError(f"{table.name}: {what}: {first}")
+    if any(c in condition for c in _NOT_FOUND):
+        return TableNotFoundError(f"{table.name}: no Delta table at {table.location}: {first}")
+    return exc
 
 
 def _sql_name(table: TableRef) -> str:
     if table.kind == "catalog":
         return ".".join(f"`{part}`" for part in table.location.split("."))
-    return f"delta.`{table.location}`"
+    return "delta.`" + table.location.replace("`", "``") + "`"
 
 
 def _quote(value: str) -> str:
@@ -29,6 +129,7 @@ def _quote(value: str) -> str:
 class NativeDeltaStore(DeltaStore):
     engine = "native"
 
+    # ---- handles ------------------------------------------------------------------------------------
     def _delta_table(self, table: TableRef) -> Any:
         from delta.tables import DeltaTable
 
@@ -59,7 +160,93 @@ class NativeDeltaStore(DeltaStore):
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.table(table.location) if table.kind == "catalog" else reader.load(table.location)
+        try:
+            return reader.table(table.location) if table.kind == "catalog" else reader.load(table.location)
+        except Exception as exc:
+            translated = _translate(exc, table, f"read of version {version}")
+            if translated is exc:
+                raise StorageError(
+                    f"{table.name}: cannot read version {version}: {str(exc).splitlines()[0]}"
+                ) from None
+            raise translated from None
+
+    # ---- commit metadata and own-commit results ---------------------------------------------------------
+    @contextmanager
+    def _user_metadata(self, metadata: Mapping[str, Any]) -> Iterator[None]:
+        """Commit metadata for the DeltaTable API and SQL commands (they take it from the session conf)."""
+        previous = self.spark.conf.get(USER_METADATA_CONF, None)
+        self.spark.conf.set(USER_METADATA_CONF, json.dumps(dict(metadata), default=str))
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.spark.conf.unset(USER_METADATA_CONF)
+            else:
+                self.spark.conf.set(USER_METADATA_CONF, previous)
+
+    def _own_result(self, table: TableRef, operation: str, write_id: str, before: int | None) -> WriteResult:
+        commit = find_commit(lambda limit: self.history(table, limit), write_id)
+        if commit is None:
+            # delta-spark commits nothing for a DELETE/UPDATE/MERGE that changes no file.
+            return WriteResult(
+                table=table.name, operation=operation, version=before if before is not None else -1
+            )
+        metrics = dict(commit["operationMetrics"] or {})
+
+        def as_int(*keys: str) -> int:
+            for key in keys:
+                if metrics.get(key) not in (None, ""):
+                    return int(metrics[key])
+            return 0
+
+        written = as_int("numTargetRowsInserted") if operation == "MERGE" else as_int("numOutputRows")
+        return WriteResult(
+            table=table.name,
+            operation=operation,
+            version=int(commit["version"]),
+            rows_written=written,
+            rows_updated=as_int("numTargetRowsUpdated", "numUpdatedRows"),
+            rows_deleted=as_int("numTargetRowsDeleted", "numDeletedRows"),
+            files_added=as_int("numTargetFilesAdded", "numAddedFiles", "numFiles"),
+            files_removed=as_int("numTargetFilesRemoved", "numRemovedFiles"),
+            metrics=metrics,
+        )
+
+    # ---- create and write -----------------------------------------------------------------------------
+    def create(
+        self,
+        table: TableRef,
+        schema: StructType,
+        *,
+        partition_by: Sequence[str] = (),
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        constraints: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        from delta.tables import DeltaTable
+
+        if self.exists(table):
+            raise WriteConflictError(f"{table.name}: a table already exists at {table.location}")
+        builder = DeltaTable.create(self.spark)
+        builder = (
+            builder.tableName(table.location) if table.kind == "catalog" else builder.location(table.location)
+        )
+        builder = builder.addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        if description:
+            builder = builder.comment(description)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, str(value))
+        write_id = new_write_id()
+        try:
+            with self._user_metadata(with_write_id(None, write_id)):
+                builder.execute()
+                for name, expr in (constraints or {}).items():
+                    self.spark.sql(f"ALTER TABLE {_sql_name(table)} ADD CONSTRAINT `{name}` CHECK ({expr})")
+        except Exception as exc:
+            raise _translate(exc, table, "CREATE") from None
+        return WriteResult(table=table.name, operation="CREATE", version=int(self.version(table) or 0))
 
     def write(
         self,
@@ -74,58 +261,69 @@ class NativeDeltaStore(DeltaStore):
         properties: Mapping[str, str] | None = None,
         commit_info: Mapping[str, Any] | None = None,
     ) -> WriteResult:
-        if mode not in ("append", "overwrite"):
-            raise StorageError(
-                f"{table.name}: unknown write mode {mode!r}; use append or overwrite (or merge)"
-            )
-        existed = self.exists(table)
-        writer = df.write.format("delta").mode(mode)
+        check_write_mode(table, mode, replace_where)
+        write_id = new_write_id()
+        metadata = with_write_id(commit_info, write_id)
+        if not self.exists(table):
+            return self._create_as_select(df, table, partition_by, description, properties, metadata)
+        if not (overwrite_schema and mode == "overwrite" and not replace_where):
+            df = conform(df, self.read(table).schema, table.name)
+        if properties:
+            self.set_properties(table, properties)  # before the data commit, which marks the step done
+        before = self.version(table)
+        writer = df.write.format("delta").mode(mode).option("userMetadata", json.dumps(metadata, default=str))
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         if replace_where:
             writer = writer.option("replaceWhere", replace_where)
         if overwrite_schema:
             writer = writer.option("overwriteSchema", "true")
-        if commit_info:
-            writer = writer.option("userMetadata", json.dumps(dict(commit_info), default=str))
         try:
             if table.kind == "catalog":
                 writer.saveAsTable(table.location)
             else:
                 writer.save(table.location)
         except Exception as exc:
-            text = str(exc).splitlines()[0]
-            if "DELTA_REPLACE_WHERE_MISMATCH" in str(exc) or "violate" in text.lower():
-                raise WriteConflictError(f"{table.name}: {text}") from None
-            if (
-                "schema" in text.lower()
-                and "mismatch" in text.lower()
-                or "DELTA_FAILED_TO_MERGE_FIELDS" in str(exc)
-            ):
-                raise SchemaMismatchError(f"{table.name}: {text}") from None
-            raise
-        if not existed and (description or properties):
-            self.set_comments(table, description)
-            if properties:
-                self.set_properties(table, properties)
-        return self._result(table, "WRITE")
+            raise _translate(exc, table, "the write") from None
+        return self._own_result(table, "WRITE" if not replace_where else "REPLACE WHERE", write_id, before)
 
-    def _result(self, table: TableRef, operation: str) -> WriteResult:
-        last = self._delta_table(table).history(1).first()
-        metrics = dict(last["operationMetrics"] or {}) if last else {}
-        as_int = lambda key: int(metrics.get(key, 0) or 0)  # noqa: E731
-        return WriteResult(
-            table=table.name,
-            operation=operation,
-            version=int(last["version"]) if last else 0,
-            rows_written=as_int("numOutputRows") if operation != "MERGE" else as_int("numTargetRowsInserted"),
-            rows_updated=as_int("numTargetRowsUpdated") or as_int("numUpdatedRows"),
-            rows_deleted=as_int("numTargetRowsDeleted") or as_int("numDeletedRows"),
-            files_added=as_int("numFiles") or as_int("numTargetFilesAdded") or as_int("numAddedFiles"),
-            files_removed=as_int("numTargetFilesRemoved") or as_int("numRemovedFiles"),
-            metrics=metrics,
-        )
+    def _create_as_select(
+        self,
+        df: DataFrame,
+        table: TableRef,
+        partition_by: Sequence[str],
+        description: str | None,
+        properties: Mapping[str, str] | None,
+        metadata: Mapping[str, Any],
+    ) -> WriteResult:
+        """A new table in ONE commit: data, description, properties and column comments (CTAS)."""
+        missing = [c for c in partition_by if c not in df.columns]
+        if missing:
+            raise SchemaMismatchError(f"{table.name}: partition column(s) {missing} are not in the data")
+        view = f"_medallion_ctas_{uuid.uuid4().hex}"
+        df.createOrReplaceTempView(view)
+        sql = f"CREATE TABLE {_sql_name(table)} USING delta"
+        if partition_by:
+            sql += " PARTITIONED BY (" + ", ".join(f"`{c}`" for c in partition_by) + ")"
+        if description:
+            sql += f" COMMENT {_quote(description)}"
+        if properties:
+            sql += (
+                " TBLPROPERTIES ("
+                + ", ".join(f"{_quote(k)} = {_quote(str(v))}" for k, v in properties.items())
+                + ")"
+            )
+        sql += f" AS SELECT * FROM `{view}`"
+        try:
+            with self._user_metadata(metadata):
+                self.spark.sql(sql)
+        except Exception as exc:
+            raise _translate(exc, table, "CREATE TABLE AS SELECT") from None
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return self._own_result(table, "CREATE", str(metadata["medallion.write_id"]), None)
 
+    # ---- merge / delete / update ---------------------------------------------------------------------------
     def merge(
         self,
         source: DataFrame,
@@ -135,8 +333,10 @@ class NativeDeltaStore(DeltaStore):
         commit_info: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         target = self._delta_table(table)
-        condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.keys)
-        builder = target.alias("t").merge(source.alias("s"), condition)
+        schema = target.toDF().schema
+        check_merge_keys(table, spec, schema, source)
+        source = conform(source, schema, table.name)
+        builder = target.alias("t").merge(source.alias("s"), merge_predicate(spec))
         if spec.delete_condition:
             builder = builder.whenMatchedDelete(condition=spec.delete_condition)
         if spec.update:
@@ -145,35 +345,50 @@ class NativeDeltaStore(DeltaStore):
             builder = builder.whenNotMatchedInsertAll(condition=spec.insert_condition)
         if spec.delete_not_matched_by_source:
             builder = builder.whenNotMatchedBySourceDelete(condition=spec.not_matched_by_source_condition)
-        if commit_info:
-            self.spark.conf.set(
-                "spark.databricks.delta.commitInfo.userMetadata", json.dumps(dict(commit_info), default=str)
-            )
+        write_id = new_write_id()
+        before = self.version(table)
         try:
-            builder.execute()
-        finally:
-            if commit_info:
-                self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
-        return self._result(table, "MERGE")
+            with self._user_metadata(with_write_id(commit_info, write_id)):
+                builder.execute()
+        except Exception as exc:
+            raise _translate(exc, table, "MERGE") from None
+        return self._own_result(table, "MERGE", write_id, before)
 
     def delete(self, table: TableRef, predicate: str | None = None) -> WriteResult:
-        self._delta_table(table).delete(predicate) if predicate else self._delta_table(table).delete()
-        return self._result(table, "DELETE")
+        target = self._delta_table(table)
+        write_id = new_write_id()
+        before = self.version(table)
+        try:
+            with self._user_metadata(with_write_id(None, write_id)):
+                target.delete(predicate) if predicate else target.delete()
+        except Exception as exc:
+            raise _translate(exc, table, f"DELETE WHERE {predicate}") from None
+        return self._own_result(table, "DELETE", write_id, before)
 
     def update(
         self, table: TableRef, set_exprs: Mapping[str, str], predicate: str | None = None
     ) -> WriteResult:
-        self._delta_table(table).update(condition=predicate, set=dict(set_exprs))
-        return self._result(table, "UPDATE")
+        target = self._delta_table(table)
+        write_id = new_write_id()
+        before = self.version(table)
+        try:
+            with self._user_metadata(with_write_id(None, write_id)):
+                target.update(condition=predicate, set=dict(set_exprs))
+        except Exception as exc:
+            raise _translate(exc, table, "UPDATE") from None
+        return self._own_result(table, "UPDATE", write_id, before)
 
+    # ---- history and metadata ----------------------------------------------------------------------------
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = self._delta_table(table).history(limit) if limit else self._delta_table(table).history()
+        handle = self._delta_table(table)
+        rows = handle.history(limit) if limit else handle.history()
         out = []
         for row in rows.collect():
             custom: dict[str, Any] = {}
             if row["userMetadata"]:
                 try:
-                    custom = json.loads(row["userMetadata"])
+                    parsed = json.loads(row["userMetadata"])
+                    custom = parsed if isinstance(parsed, dict) else {"userMetadata": row["userMetadata"]}
                 except ValueError:
                     custom = {"userMetadata": row["userMetadata"]}
             out.append(
@@ -192,19 +407,31 @@ class NativeDeltaStore(DeltaStore):
     def set_comments(
         self, table: TableRef, description: str | None = None, columns: Mapping[str, str] | None = None
     ) -> None:
+        """Only what differs is committed (nothing at all when the comments are already there)."""
         name = _sql_name(table)
-        if description is not None:
+        current = self._delta_table(table)
+        if description is not None and (current.detail().first()["description"] or "") != description:
             if table.kind == "catalog":
                 self.spark.sql(f"COMMENT ON TABLE {name} IS {_quote(description)}")
             else:
                 self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('comment' = {_quote(description)})")
-        for column, comment in (columns or {}).items():
-            self.spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{column}` COMMENT {_quote(comment)}")
+        if columns:
+            fields = {f.name: f for f in current.toDF().schema.fields}
+            unknown = [c for c in columns if c not in fields]
+            if unknown:
+                raise SchemaMismatchError(
+                    f"{table.name}: comments name unknown column(s): {', '.join(unknown)}"
+                )
+            for column, comment in columns.items():
+                if fields[column].metadata.get("comment") != comment:
+                    self.spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{column}` COMMENT {_quote(comment)}")
 
     def set_properties(self, table: TableRef, properties: Mapping[str, str]) -> None:
-        if not properties:
+        current = self.properties(table)
+        changed = {k: str(v) for k, v in properties.items() if current.get(k) != str(v)}
+        if not changed:
             return
-        pairs = ", ".join(f"{_quote(k)} = {_quote(str(v))}" for k, v in properties.items())
+        pairs = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in changed.items())
         self.spark.sql(f"ALTER TABLE {_sql_name(table)} SET TBLPROPERTIES ({pairs})")
 
     def properties(self, table: TableRef) -> dict[str, str]:
@@ -214,14 +441,33 @@ class NativeDeltaStore(DeltaStore):
             props["comment"] = detail["description"]
         return props
 
+    # ---- maintenance ----------------------------------------------------------------------------------------
     def optimize(self, table: TableRef, zorder_by: Sequence[str] = ()) -> dict[str, Any]:
         optimizer = self._delta_table(table).optimize()
         result = optimizer.executeZOrderBy(*zorder_by) if zorder_by else optimizer.executeCompaction()
         row = result.first()
-        return row.asDict(recursive=True) if row else {}
+        metrics = row.asDict(recursive=True).get("metrics", {}) if row else {}
+        return dict(metrics or {})
 
     def vacuum(self, table: TableRef, retention_hours: int = 168) -> list[str]:
+        """Files deleted (those VACUUM's dry run lists, then VACUUM itself). A retention below Delta's
+        7-day check is allowed for this call only: the session's setting is restored afterwards."""
+        name = _sql_name(table)
+        previous = self.spark.conf.get(RETENTION_CHECK_CONF, None)
         if retention_hours < 168:
-            self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        self._delta_table(table).vacuum(retention_hours)
-        return []
+            self.spark.conf.set(RETENTION_CHECK_CONF, "false")
+        try:
+            doomed = [
+                str(r[0])
+                for r in self.spark.sql(
+                    f"VACUUM {name} RETAIN {int(retention_hours)} HOURS DRY RUN"
+                ).collect()
+            ]
+            if doomed:
+                self.spark.sql(f"VACUUM {name} RETAIN {int(retention_hours)} HOURS").collect()
+        finally:
+            if previous is None:
+                self.spark.conf.unset(RETENTION_CHECK_CONF)
+            else:
+                self.spark.conf.set(RETENTION_CHECK_CONF, previous)
+        return doomed

@@ -1,47 +1,36 @@
 """One behaviour, whichever Delta engine is behind the storage interface.
 
 Every case runs against the offline engine (Spark parquet + deltalake commit) and the native engine
-(delta-spark). The native engine needs the Delta jars, which machines without Maven access do not have: there,
-and only there, its cases are skipped with the reason.
+(delta-spark, with the jars ``medallion setup`` fetched). A native case is skipped only where no Maven
+repository is reachable, with the reason; where one is reachable and the jars are missing, it fails.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines.errors import WriteConflictError
+from pipelines.errors import SchemaMismatchError, WriteConflictError
 from pipelines.lakehouse import MergeSpec, TableRef
-
-pytestmark = pytest.mark.fast
 
 DDL = "id long, name string, amount double, part string"
 FIRST = [(1, "a", 1.0, "x"), (2, "b", 2.0, "x"), (3, "c", 3.0, "y")]
-NO_JARS = (
-    "native engine: no Delta jars on this machine (delta-spark_2.13 + delta-storage in a folder named by "
-    "MEDALLION_DELTA_JARS or storage.delta_jars, ~/.m2 or the ivy cache); the offline cases still ran"
-)
 
 
 @pytest.fixture(params=["offline", pytest.param("native", marks=pytest.mark.native)])
-def store(request, spark, settings):
-    if request.param == "offline":
+def engine(request) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(engine, spark, settings, native_store_factory):
+    if engine == "offline":
         from pipelines.lakehouse.offline import OfflineDeltaStore
 
         return OfflineDeltaStore(spark, settings.storage.offline)
-    from pipelines.session import find_delta_jars, get_session
-
-    if not find_delta_jars(settings):
-        pytest.skip(NO_JARS)
-    _session, info = get_session(settings)
-    if info.engine != "native":
-        pytest.fail(
-            f"Delta jars were found but the test session runs the {info.engine} engine ({info.reason})"
-        )
-    from pipelines.lakehouse.native import NativeDeltaStore
-
-    return NativeDeltaStore(spark)
+    return native_store_factory()
 
 
 @pytest.fixture
@@ -53,27 +42,78 @@ def rows(store, table, version: int | None = None) -> list[tuple[Any, ...]]:
     return sorted(tuple(r) for r in store.read(table, version).collect())
 
 
-def frame(spark, data):
-    return spark.createDataFrame(data, DDL)
+def frame(spark, data, ddl: str = DDL):
+    return spark.createDataFrame(data, ddl)
+
+
+def data_files(table: TableRef) -> set[str]:
+    """Data files on disk (not the log, not staging folders)."""
+    root = Path(table.location)
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*.parquet")
+        if not any(part.startswith("_") for part in p.relative_to(root).parts)
+    }
+
+
+def referenced_files(table: TableRef) -> set[str]:
+    """Data files the table's current version references (read by deltalake, whichever engine wrote)."""
+    import urllib.parse
+
+    from deltalake import DeltaTable
+
+    return {
+        urllib.parse.unquote(p)
+        for p in DeltaTable(table.location).get_add_actions(flatten=True).column("path").to_pylist()
+    }
+
+
+pytestmark = pytest.mark.fast
 
 
 def test_create_append_read(spark, store, table):
     assert not store.exists(table)
     assert store.version(table) is None
     created = store.write(frame(spark, FIRST), table, partition_by=["part"])
-    assert created.version == 0
+    assert (created.version, created.rows_written) == (0, 3)
     assert store.exists(table)
     appended = store.write(frame(spark, [(4, "d", 4.0, "z")]), table, "append")
-    assert appended.version == 1
+    assert (appended.version, appended.rows_written) == (1, 1)
     assert store.version(table) == 1
     assert rows(store, table) == sorted([*FIRST, (4, "d", 4.0, "z")])
     assert store.read(table).columns == ["id", "name", "amount", "part"]
 
 
+def test_new_table_is_one_commit_with_description_and_comments(spark, store, table):
+    """The version and row count a new table reports are its data commit's, comments included."""
+    df = frame(spark, FIRST).withMetadata("name", {"comment": "the name"})
+    result = store.write(df, table, partition_by=["part"], description="people, by part")
+    assert (result.version, result.rows_written) == (0, 3)
+    assert store.version(table) == 0
+    assert store.properties(table)["comment"] == "people, by part"
+    assert store.read(table).schema["name"].metadata.get("comment") == "the name"
+    # Nothing changed: no commit at all (not one ALTER per column per run).
+    store.set_comments(table, "people, by part", {"name": "the name"})
+    assert store.version(table) == 0
+    store.set_comments(table, "people, by part", {"name": "the name", "amount": "in euros"})
+    assert store.version(table) == 1
+    assert store.read(table).schema["amount"].metadata.get("comment") == "in euros"
+    assert len(store.history(table)) == 2
+
+
+def test_new_table_columns_are_nullable_like_delta_spark(spark, store, table):
+    df = spark.range(0, 3).selectExpr("id", "cast(id as string) as label")
+    assert not df.schema["id"].nullable
+    store.write(df, table)
+    assert all(f.nullable for f in store.read(table).schema.fields)
+    store.write(frame(spark, [(None, "null id")], "id long, label string"), table, "append")
+    assert sorted(r.id is None for r in store.read(table).collect()) == [False, False, False, True]
+
+
 def test_overwrite(spark, store, table):
     store.write(frame(spark, FIRST), table, partition_by=["part"])
     result = store.write(frame(spark, [(9, "i", 9.0, "y")]), table, "overwrite")
-    assert result.version == 1
+    assert (result.version, result.rows_written) == (1, 1)
     assert rows(store, table) == [(9, "i", 9.0, "y")]
 
 
@@ -114,17 +154,34 @@ def test_merge_upsert(spark, store, table):
     assert dict((r[0], r[1]) for r in rows(store, table)) == {1: "a", 2: "b3", 3: "c2", 7: "g", 8: "h"}
 
 
-def test_delete(spark, store, table):
+def test_merge_with_delete_clauses(spark, store, table):
+    store.write(frame(spark, FIRST + [(4, "d", 4.0, "y")]), table)
+    source = frame(spark, [(1, "a", -1.0, "x"), (2, "b2", 2.5, "x"), (5, "e", 5.0, "y")])
+    spec = MergeSpec(
+        keys=["id"],
+        delete_condition="s.amount < 0",  # matched and negative: deleted
+        delete_not_matched_by_source=True,  # target rows without a source row ...
+        not_matched_by_source_condition="t.part = 'y'",  # ... in part y: deleted (3 and 4)
+    )
+    result = store.merge(source, table, spec)
+    assert result.version == 1
+    assert (result.rows_deleted, result.rows_updated, result.rows_written) == (3, 1, 1)
+    assert rows(store, table) == [(2, "b2", 2.5, "x"), (5, "e", 5.0, "y")]
+
+
+def test_delete_and_update(spark, store, table):
     store.write(frame(spark, FIRST), table, partition_by=["part"])
     result = store.delete(table, "amount > 1.5 AND part = 'x'")
-    assert result.version == 1
-    assert result.rows_deleted == 1
+    assert (result.version, result.rows_deleted) == (1, 1)
     assert rows(store, table) == [(1, "a", 1.0, "x"), (3, "c", 3.0, "y")]
+    result = store.update(table, {"amount": "amount * 10", "name": "upper(name)"}, "id = 3")
+    assert (result.version, result.rows_updated) == (2, 1)
+    assert rows(store, table) == [(1, "a", 1.0, "x"), (3, "C", 30.0, "y")]
 
 
 def test_history_and_time_travel(spark, store, table):
     snapshots = {}
-    store.write(frame(spark, FIRST), table, partition_by=["part"])
+    store.write(frame(spark, FIRST), table, partition_by=["part"], commit_info={"medallion.run_id": "r0"})
     snapshots[0] = rows(store, table)
     store.write(frame(spark, [(4, "d", 4.0, "z")]), table, "append")
     snapshots[1] = rows(store, table)
@@ -132,7 +189,9 @@ def test_history_and_time_travel(spark, store, table):
     snapshots[2] = rows(store, table)
     store.delete(table, "id = 2")
     snapshots[3] = rows(store, table)
-    store.write(frame(spark, [(5, "e", 5.0, "y")]), table, "overwrite")
+    store.write(
+        frame(spark, [(5, "e", 5.0, "y")]), table, "overwrite", commit_info={"medallion.run_id": "r4"}
+    )
     snapshots[4] = rows(store, table)
     assert len({tuple(v) for v in snapshots.values()}) == 5  # every commit changed the table
 
@@ -140,6 +199,184 @@ def test_history_and_time_travel(spark, store, table):
     assert [h["version"] for h in history] == [4, 3, 2, 1, 0]
     assert all(isinstance(h["timestamp"], int) and isinstance(h["operation"], str) for h in history)
     assert history[2]["operation"] == "MERGE" and history[1]["operation"] == "DELETE"
+    assert (
+        history[0]["custom"]["medallion.run_id"] == "r4" and history[4]["custom"]["medallion.run_id"] == "r0"
+    )
     assert [h["version"] for h in store.history(table, limit=2)] == [4, 3]
     for version, want in snapshots.items():
         assert rows(store, table, version) == want, f"version {version}"
+
+
+def test_declared_not_null_and_check_constraints(spark, store, table):
+    from pyspark.sql.types import StructType
+
+    schema = StructType.fromDDL("id long not null, name string, amount double, part string")
+    created = store.create(
+        table,
+        schema,
+        partition_by=["part"],
+        description="strict",
+        constraints={"amount_positive": "amount >= 0"},
+    )
+    assert created.version == 1  # create, then the constraint
+    store.write(frame(spark, FIRST), table, "append")
+    before = (store.version(table), referenced_files(table))
+    from deltalake import DeltaTable
+
+    assert [f.nullable for f in DeltaTable(table.location).schema().fields] == [False, True, True, True]
+    for bad in ([(None, "null id", 1.0, "x")], [(9, "negative", -1.0, "x")]):
+        with pytest.raises(WriteConflictError):
+            store.write(frame(spark, [(10, "ok", 1.0, "x"), *bad]), table, "append")
+        assert (store.version(table), referenced_files(table)) == before
+    with pytest.raises(WriteConflictError):
+        store.create(table, schema)
+    # Whatever a failed job left on disk, the log does not reference it and VACUUM removes it.
+    store.vacuum(table, retention_hours=0)
+    assert data_files(table) == referenced_files(table)
+    assert rows(store, table) == sorted(FIRST)
+
+
+def test_properties(spark, store, engine, table):
+    store.write(frame(spark, FIRST), table, properties={"medallion.layer": "silver"})
+    # deltalake refuses non-`delta.*` properties when it creates a table: the offline engine sets them in a
+    # second commit (delta-spark's CREATE TABLE AS SELECT takes them in the first).
+    created = store.version(table)
+    assert created == (0 if engine == "native" else 1)
+    assert store.properties(table)["medallion.layer"] == "silver"
+    store.set_properties(table, {"medallion.layer": "silver"})
+    assert store.version(table) == created  # unchanged: nothing committed
+    store.set_properties(table, {"medallion.layer": "gold", "medallion.owner": "team"})
+    assert store.version(table) == created + 1
+    assert {k: v for k, v in store.properties(table).items() if k.startswith("medallion.")} == {
+        "medallion.layer": "gold",
+        "medallion.owner": "team",
+    }
+
+
+@pytest.mark.parametrize(
+    ("ddl", "data"),
+    [
+        ("id long, name string, amount double", [(1, "a", 1.0)]),  # a column missing
+        ("id long, name string, amount double, part string, extra int", [(1, "a", 1.0, "x", 1)]),  # one extra
+        ("id string, name string, amount double, part string", [("1", "a", 1.0, "x")]),  # another type
+    ],
+    ids=["missing", "extra", "retyped"],
+)
+def test_schema_mismatch_is_refused(spark, store, table, ddl, data):
+    store.write(frame(spark, FIRST), table)
+    with pytest.raises(SchemaMismatchError):
+        store.write(frame(spark, data, ddl), table, "append")
+    with pytest.raises(SchemaMismatchError):
+        store.merge(frame(spark, data, ddl), table, MergeSpec(keys=["id"]))
+    assert store.version(table) == 0
+    assert rows(store, table) == sorted(FIRST)
+    # Another column order is not a mismatch: columns are matched by name.
+    store.write(frame(spark, [("z", 9, 9.0, "q")], "part string, id long, amount double, name string"), table)
+    assert (9, "q", 9.0, "z") in rows(store, table)
+
+
+def test_optimize_compacts_and_keeps_rows(spark, store, table):
+    for i in range(4):
+        store.write(frame(spark, [(i, f"n{i}", float(i), "x")]).repartition(1), table, "append")
+    files_before = data_files(table)
+    assert len(files_before) == 4
+    metrics = store.optimize(table)
+    assert int(metrics["numFilesRemoved"]) == 4 and int(metrics["numFilesAdded"]) == 1
+    assert store.version(table) == 4
+    assert len(referenced_files(table)) == 1
+    assert rows(store, table) == [(i, f"n{i}", float(i), "x") for i in range(4)]
+    assert store.history(table, limit=1)[0]["operation"] == "OPTIMIZE"
+
+
+def test_vacuum_deletes_unreferenced_files_and_reports_them(spark, store, table):
+    from pipelines.lakehouse.native import RETENTION_CHECK_CONF
+
+    store.write(frame(spark, FIRST), table)
+    old = data_files(table)
+    store.write(frame(spark, [(9, "i", 9.0, "y")]), table, "overwrite")
+    assert store.vacuum(table, retention_hours=168) == []  # within the retention: nothing goes
+    assert old <= data_files(table)
+    setting = spark.conf.get(RETENTION_CHECK_CONF, None)
+    unreferenced = data_files(table) - referenced_files(table)
+    assert old <= unreferenced
+    removed = store.vacuum(table, retention_hours=0)
+    assert {Path(p).name for p in removed} == {Path(p).name for p in unreferenced}, (old, referenced_files(table))
+    assert not (old & data_files(table))
+    assert spark.conf.get(RETENTION_CHECK_CONF, None) == setting  # not left switched off
+    assert rows(store, table) == [(9, "i", 9.0, "y")]
+
+
+# ---- races: a writer reports its own commit; conflicting writers get WriteConflictError ----------------------
+
+
+def _concurrent_append(path: str) -> None:
+    """Another writer (deltalake, as another process would) appends a row to the table at ``path``."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    schema = pa.schema(DeltaTable(path).schema().to_arrow())
+    row = {"id": [100], "name": ["other writer"], "amount": [100.0], "part": ["x"]}
+    write_deltalake(path, pa.table(row, schema=schema), mode="append")
+
+
+OPERATIONS = {
+    "append": lambda s, st, t: st.write(frame(s, [(4, "d", 4.0, "x")]), t, "append"),
+    "overwrite": lambda s, st, t: st.write(frame(s, [(4, "d", 4.0, "x")]), t, "overwrite"),
+    "replace_where": lambda s, st, t: st.write(
+        frame(s, [(4, "d", 4.0, "y")]), t, "overwrite", replace_where="part = 'y'"
+    ),
+    "merge": lambda s, st, t: st.merge(frame(s, [(1, "a2", 1.5, "x")]), t, MergeSpec(keys=["id"])),
+    "delete": lambda s, st, t: st.delete(t, "id = 2"),
+    "update": lambda s, st, t: st.update(t, {"amount": "amount + 1"}, "id = 3"),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_a_write_reports_its_own_commit_when_another_commits_right_after(spark, store, table, operation):
+    store.write(frame(spark, FIRST), table)
+    real_exists = store.exists
+    injected = []
+
+    def exists_with_a_race(ref):
+        # The first time anything looks at the table after this write's commit, another writer commits.
+        from deltalake import DeltaTable
+
+        if not injected and DeltaTable(ref.location).version() == 1:
+            injected.append(True)
+            _concurrent_append(ref.location)
+        return real_exists(ref)
+
+    store.exists = exists_with_a_race
+    result = OPERATIONS[operation](spark, store, table)
+    store.exists = real_exists
+    if not injected:  # the operation never looked at the table after committing: the race comes later
+        _concurrent_append(table.location)
+    assert result.version == 1
+    assert store.version(table) == 2
+    assert store.history(table)[1]["version"] == 1
+
+
+def test_conflicting_writers_get_write_conflict_error(spark, store, table):
+    """A commit by another writer while this write runs (a UDF inside the write job triggers it) that deletes
+    rows this write read: the write is refused, the other writer's commit stays."""
+    from pyspark.sql import functions as F
+
+    store.write(frame(spark, FIRST), table)
+    marker = Path(table.location).parent / "other-writer-ran"
+    path = table.location
+
+    @F.udf("double")
+    def meanwhile(amount):
+        if not marker.exists():
+            marker.touch()
+            from deltalake import DeltaTable
+
+            DeltaTable(path).delete("part = 'y'")
+        return amount
+
+    incoming = frame(spark, [(5, "e", 5.0, "y")]).withColumn("amount", meanwhile("amount"))
+    with pytest.raises(WriteConflictError):
+        store.write(incoming, table, "overwrite", replace_where="part = 'y'")
+    assert marker.exists()
+    assert store.version(table) == 1  # only the other writer's delete
+    assert rows(store, table) == [(1, "a", 1.0, "x"), (2, "b", 2.0, "x")]
