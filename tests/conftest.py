@@ -5,8 +5,8 @@
 - ``spark``: the session from :func:`pipelines.session.get_session` (stopped at the end of the run).
 - ``lakehouse``: a :class:`pipelines.lakehouse.Lakehouse` on the offline engine whose lakehouse folder is a fresh
   ``tmp_path`` per test; ``lakehouse_factory(**offline_overrides)`` builds more of them (e.g. a small merge bound).
-- ``golden_table(name)``: copies ``shared/delta-golden/<name>`` to ``tmp_path`` and returns the copy (tests never
-  write into shared/). ``MEDALLION_GOLDEN_DIR`` points elsewhere when the checkout has no sibling ``shared/``.
+- ``golden_table(name)``: copies the delta-spark table ``tests/fixtures/delta/tables/<name>`` to ``tmp_path`` and
+  returns the copy (tests never write into the fixtures; ``tests/fixtures/make_delta_fixtures.py`` made them).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ FAST_JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 _PATH_ENV_VARS = ("MEDALLION_LAKEHOUSE", "MEDALLION_LANDING", "MEDALLION_STATE")
 
 
+GOLDEN_DIR = Path(__file__).resolve().parent / "fixtures" / "delta"
+
+
 def golden_dir() -> Path:
-    """Folder of the Delta golden tables (written by real delta-spark)."""
-    override = os.environ.get("MEDALLION_GOLDEN_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "delta-golden"
+    """Folder of the Delta tables written by real delta-spark, with delta-spark's rows per version."""
+    return GOLDEN_DIR
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +150,7 @@ def golden_table(tmp_path: Path) -> Callable[[str], Path]:
     """``golden_table(name)`` -> a private copy of the golden table ``name`` under tmp_path."""
 
     def copy(name: str) -> Path:
-        source = golden_dir() / name
+        source = golden_dir() / "tables" / name
         if not (source / "_delta_log").is_dir():
             raise FileNotFoundError(f"no golden Delta table {name!r} in {golden_dir()}")
         target = tmp_path / "golden" / name
@@ -172,6 +172,8 @@ def _canonical(value: Any) -> Any:
         # Delta TIMESTAMP is an instant: compare in UTC. (Naive values stay naive: a reader that drops
         # the zone shows up as a difference instead of being silently fixed here.)
         return value.astimezone(dt.UTC) if value.tzinfo is not None else value
+    if isinstance(value, float) and value != value:
+        return "NaN"  # NaN equals nothing, not even itself
     if isinstance(value, Decimal):
         return value.normalize(Context(prec=100)) if value.is_finite() else value  # exact, no rounding
     if isinstance(value, bytes | bytearray | memoryview):

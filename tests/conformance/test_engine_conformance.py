@@ -300,7 +300,10 @@ def test_vacuum_deletes_unreferenced_files_and_reports_them(spark, store, table)
     unreferenced = data_files(table) - referenced_files(table)
     assert old <= unreferenced
     removed = store.vacuum(table, retention_hours=0)
-    assert {Path(p).name for p in removed} == {Path(p).name for p in unreferenced}, (old, referenced_files(table))
+    assert {Path(p).name for p in removed} == {Path(p).name for p in unreferenced}, (
+        old,
+        referenced_files(table),
+    )
     assert not (old & data_files(table))
     assert spark.conf.get(RETENTION_CHECK_CONF, None) == setting  # not left switched off
     assert rows(store, table) == [(9, "i", 9.0, "y")]

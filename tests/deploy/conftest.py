@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import ROOT, SCHEMA_NAME, BuiltWheel, load_bundle, shared_dir
+from deploy_support import ROOT, SCHEMA_DIR, SCHEMA_NAME, BuiltWheel, load_bundle
 
 
 @pytest.fixture(scope="session")
 def bundle_schema() -> Path:
-    path = shared_dir() / "schemas" / SCHEMA_NAME
+    path = SCHEMA_DIR / SCHEMA_NAME
     if not path.is_file():
-        pytest.fail(f"no bundle schema at {path}: set MEDALLION_SHARED_DIR to the folder holding schemas/")
+        pytest.fail(f"no bundle schema at {path} (tests/deploy/schemas/ is part of the repository)")
     return path
 
 

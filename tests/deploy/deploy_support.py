@@ -1,7 +1,7 @@
 """Helpers for the offline deployment checks: the bundle as the Databricks CLI would see it, the official
 bundle JSON schema, and the wheel the bundle deploys (built once per test session).
 
-The bundle schema lives in ``shared/schemas/`` beside the checkout (see :func:`shared_dir`).
+The bundle schema is kept in ``tests/deploy/schemas/`` (see its README).
 """
 
 from __future__ import annotations
@@ -25,19 +25,7 @@ WORKSPACE = {"current_user": {"userName": "someone@example.com", "short_name": "
 _REF = re.compile(r"\$\{([A-Za-z0-9_.\-\[\]]+)\}")
 
 
-def shared_dir() -> Path:
-    """``MEDALLION_SHARED_DIR``, else the parent of ``MEDALLION_GOLDEN_DIR``, else the ``shared/`` beside the
-    checkout (CI) or beside one of its parent folders (a git worktree under ``<project>/wt/<name>``)."""
-    override = os.environ.get("MEDALLION_SHARED_DIR")
-    if override:
-        return Path(override)
-    golden = os.environ.get("MEDALLION_GOLDEN_DIR")
-    if golden:
-        return Path(golden).parent
-    for folder in ROOT.parents:
-        if (folder / "shared" / "schemas").is_dir():
-            return folder / "shared"
-    return ROOT.parent / "shared"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
 def check_jsonschema(schema: Path, instance: Path) -> subprocess.CompletedProcess[str]:
