@@ -90,6 +90,16 @@ def native_unavailable(settings: Settings) -> str | None:
 
 
 @pytest.fixture
+def native_store_or_none(spark: Any, settings: Settings) -> Any:
+    """A delta-spark store, or None where no Maven repository is reachable (so no jars can exist)."""
+    if native_unavailable(settings):
+        return None
+    from pipelines.lakehouse.native import NativeDeltaStore
+
+    return NativeDeltaStore(spark)
+
+
+@pytest.fixture
 def native_store_factory(spark: Any, settings: Settings) -> Callable[[], Any]:
     """``native_store_factory()`` -> a delta-spark store on the session (skips only without Maven)."""
 

@@ -13,9 +13,11 @@ The declared ``redelivery`` policy of a source maps to ``cloudFiles.allowOverwri
 true (a file rewritten under the same name is taken again), ``skip`` -> false. ``fail`` has no Auto Loader
 equivalent and is refused with a :class:`ConfigError` before anything runs.
 
-This module cannot run off Databricks: open-source Spark has no ``cloudFiles`` source. Tests run
-:func:`build_stream` with the plain file source of the same format (everything but ``cloudFiles`` itself:
-options, schema, the bronze transformation, the streaming write) and check the option building.
+Off Databricks (open-source Spark has no ``cloudFiles`` source) the same code runs with Spark's own file
+source of the same format: the same options but the ``cloudFiles.*`` ones, schema, bronze transformation,
+checkpointed streaming write into the Delta table (delta-spark's sink, so the native engine). That file source
+remembers files by name: a file rewritten under the same name is not taken again (``reingest`` behaves as
+``skip`` there; the run says so). Each micro-batch commit carries the run id, like every pipeline commit.
 """
 
 from __future__ import annotations
@@ -107,32 +109,58 @@ def build_stream(
     return bronze_records(raw, source.columns, source.format, run_id)
 
 
+def stream_format_here(source: SourceConf) -> str:
+    """``cloudFiles`` on Databricks, else the plain file source of the source's format."""
+    from pipelines.session import on_databricks
+
+    return "cloudFiles" if on_databricks() else SPARK_FORMATS[source.format]
+
+
 def ingest(
     lh: Lakehouse, table: str, conf: TableConf, source_name: str, source: SourceConf, run_id: str
 ) -> IngestResult:
     """Append every landed file not yet taken to ``table`` (Auto Loader, available-now trigger)."""
     if lh.engine != "native":
         raise IngestionError(
-            f"{table}: storage.ingest is 'autoloader', which needs Databricks (native Delta and the cloudFiles "
-            "source); use storage.ingest: manifest here"
+            f"{table}: storage.ingest is 'autoloader', which needs native Delta (Databricks, or locally the jars "
+            "of `medallion setup`); use storage.ingest: manifest with the offline engine"
         )
+    import json
+
+    from pipelines.lakehouse.native import USER_METADATA_CONF
+
     ref = lh.ref(table)
-    stream = build_stream(lh.spark, lh.settings, source_name, source, run_id)
+    stream_format = stream_format_here(source)
+    stream = build_stream(lh.spark, lh.settings, source_name, source, run_id, stream_format=stream_format)
     writer = (
         stream.writeStream.format("delta")
         .outputMode("append")
         .option("checkpointLocation", checkpoint_location(lh.settings, table))
+        .queryName(f"bronze_{table.partition('.')[2]}_{run_id}".replace("-", "_"))
         .trigger(availableNow=True)
     )
-    query = writer.toTable(ref.location) if ref.kind == "catalog" else writer.start(ref.location)
-    query.awaitTermination()
+    # Every micro-batch commit carries the run id (the downstream tables read their changes by it).
+    lh.spark.conf.set(USER_METADATA_CONF, json.dumps({"medallion.run_id": run_id}))
+    try:
+        query = writer.toTable(ref.location) if ref.kind == "catalog" else writer.start(ref.location)
+        query.awaitTermination()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
+        raise IngestionError(
+            f"{table}: the ingestion stream over {source_glob(lh.settings, source)} failed ({first}); nothing of "
+            "this batch was committed and its checkpoint did not advance: fix the file and run again"
+        ) from None
+    finally:
+        lh.spark.conf.unset(USER_METADATA_CONF)
     rows = rows_ingested(query)
     files = 0
     if rows:
         from pyspark.sql import functions as F
 
-        first = lh.read(table).where(F.col("_run_id") == run_id).agg(F.countDistinct("_source_file")).first()
-        files = int(first[0]) if first else 0
+        first_row = (
+            lh.read(table).where(F.col("_run_id") == run_id).agg(F.countDistinct("_source_file")).first()
+        )
+        files = int(first_row[0]) if first_row else 0
         lh.set_comments(table, conf.description)
     return IngestResult(table, files, 0, 0, rows, lh.version(table))
 

@@ -80,3 +80,46 @@ def test_autoloader_ingest_refuses_the_offline_engine(lakehouse: Any) -> None:
     source = lakehouse.settings.sources["airlines"]
     with pytest.raises(IngestionError):
         ingest(lakehouse, "bronze.airlines", conf, "airlines", source, "r1")
+
+
+def test_autoloader_path_into_a_real_delta_table_is_exactly_once(
+    spark: Any, settings: Any, tmp_path: Path, native_store_factory: Any
+) -> None:
+    """The ingestion the bundle runs (storage.ingest: autoloader), with the open-source file stream: a real
+    Delta sink and its checkpoint; a rerun takes nothing, a new file is taken once, bad records are kept."""
+    from pipelines.lakehouse import Lakehouse
+    from pipelines.lakehouse.autoloader import ingest
+
+    store = native_store_factory()
+    local = _settings_in(settings, tmp_path)
+    local = dataclasses.replace(
+        local, paths=dataclasses.replace(local.paths, lakehouse=str(tmp_path / "lake"))
+    )
+    lh = Lakehouse(local, store)
+    conf = local.tables["bronze.airlines"]
+    source = local.sources["airlines"]
+    landing = local.landing_dir / source.pattern.split("/")[0]
+    landing.mkdir(parents=True)
+    header = ",".join(source.columns)
+    (landing / "airlines_1.csv").write_text(
+        f'{header}\nAA,American Airlines Inc.\nUA,"United\nDL,Delta,extra\n'
+    )
+
+    first = ingest(lh, "bronze.airlines", conf, "airlines", source, "r1")
+    assert (first.files_new, first.rows_written) == (1, 3)
+    history = lh.history("bronze.airlines")
+    assert history[-1]["custom"]["medallion.run_id"] == "r1"  # the stream's commit carries the run id
+    again = ingest(lh, "bronze.airlines", conf, "airlines", source, "r2")
+    assert (again.files_new, again.rows_written) == (0, 0)
+    assert lh.version("bronze.airlines") == first.version
+    (landing / "airlines_2.csv").write_text(f"{header}\nB6,JetBlue Airways\n")
+    third = ingest(lh, "bronze.airlines", conf, "airlines", source, "r3")
+    assert (third.files_new, third.rows_written) == (1, 1)
+    rows = lh.read("bronze.airlines").collect()
+    assert sorted(r["_run_id"] for r in rows) == ["r1", "r1", "r1", "r3"]
+    assert [r["_corrupt_record"] for r in rows if r["_corrupt_record"]] == ["DL,Delta,extra"]
+    assert lh.properties("bronze.airlines")["comment"] == conf.description
+    # The table is a Delta table any reader opens: deltalake agrees row for row.
+    from deltalake import DeltaTable
+
+    assert DeltaTable(lh.ref("bronze.airlines").location).to_pyarrow_table().num_rows == 4

@@ -81,7 +81,7 @@ def duckdb_arrow(path: str) -> Any:
 
 
 def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(
-    spark, lakehouse, rows_of, canonical
+    spark, lakehouse, rows_of, canonical, native_store_or_none
 ):
     import polars as pl
     from chispa import assert_df_equality
@@ -174,15 +174,22 @@ def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(
     model[2] = (2, "renamed", *model[2][2:])
     check_latest("update")
 
-    # Time travel: every version, by our engine, deltalake and Polars.
+    # Time travel: every version, by our engine, deltalake, Polars and delta-spark itself (the independent
+    # direction: what the offline engine commits, the JVM Delta implementation reads the same).
     assert sorted(snapshots) == list(range(8))
+    ref = lakehouse.ref(name)
     for version, want in snapshots.items():
-        for reader, table in {
-            "offline engine (Spark)": lakehouse.read(name, version=version).toArrow(),
-            "deltalake": DeltaTable(path, version=version).to_pyarrow_table(),
-            "polars": pl.read_delta(path, version=version).to_arrow(),
-        }.items():
-            assert rows_of(table) == (COLUMNS, want), f"version {version}: {reader}"
+        readers = {
+            "offline engine (Spark)": lambda v=version: lakehouse.read(name, version=v).toArrow(),
+            "deltalake": lambda v=version: DeltaTable(path, version=v).to_pyarrow_table(),
+            "polars": lambda v=version: pl.read_delta(path, version=v).to_arrow(),
+        }
+        if native_store_or_none is not None:
+            readers["delta-spark"] = lambda v=version: native_store_or_none.read(ref, v).toArrow()
+        for reader, read in readers.items():
+            assert rows_of(read()) == (COLUMNS, want), f"version {version}: {reader}"
+    if native_store_or_none is not None:
+        assert [h["version"] for h in native_store_or_none.history(ref)] == list(range(7, -1, -1))
 
     history = lakehouse.history(name)
     assert [h["version"] for h in history] == list(range(7, -1, -1))
