@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config import LAYERS, Settings
 from pipelines.errors import ConfigError, UsageError
 from pipelines.lakehouse import Lakehouse, MergeSpec
+from pipelines.lakehouse.base import NON_DATA_OPERATIONS
 from pipelines.outputs import TableOutput
 
 if TYPE_CHECKING:
@@ -160,24 +161,6 @@ def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
             except (ValueError, TypeError, AttributeError):
                 return None
     return None
-
-
-# Commits that change no rows: maintenance and metadata. Anything else counts as new data.
-NON_DATA_OPERATIONS = frozenset(
-    {
-        "OPTIMIZE",
-        "VACUUM START",
-        "VACUUM END",
-        "SET TBLPROPERTIES",
-        "UNSET TBLPROPERTIES",
-        "UPDATE FIELD METADATA",
-        "UPDATE TABLE METADATA",
-        "CHANGE COLUMN",
-        "ADD CONSTRAINT",
-        "DROP CONSTRAINT",
-        "SET TABLE DESCRIPTION",
-    }
-)
 
 
 def _data_commits(lh: Lakehouse, dep: str, since: int, now: int) -> list[dict[str, Any]]:

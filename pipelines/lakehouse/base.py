@@ -25,6 +25,36 @@ WRITE_MODES = ("append", "overwrite")
 WRITE_ID_KEY = "medallion.write_id"
 
 
+# Commits that change no rows: maintenance and metadata. Anything else counts as new data.
+NON_DATA_OPERATIONS = frozenset(
+    {
+        "OPTIMIZE",
+        "VACUUM START",
+        "VACUUM END",
+        "SET TBLPROPERTIES",
+        "UNSET TBLPROPERTIES",
+        "UPDATE FIELD METADATA",
+        "UPDATE TABLE METADATA",
+        "CHANGE COLUMN",
+        "ADD CONSTRAINT",
+        "DROP CONSTRAINT",
+        "SET TABLE DESCRIPTION",
+    }
+)
+
+
+def data_version(history: Sequence[Mapping[str, Any]], version: int) -> int:
+    """The version whose data ``version`` shows: the latest data commit at or before it (comment, property and
+    maintenance commits change no row)."""
+    for commit in sorted(history, key=lambda c: -int(c["version"])):
+        if (
+            int(commit["version"]) <= version
+            and (commit.get("operation") or "").upper() not in NON_DATA_OPERATIONS
+        ):
+            return int(commit["version"])
+    return version
+
+
 def new_write_id() -> str:
     return uuid.uuid4().hex
 

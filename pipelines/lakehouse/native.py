@@ -3,8 +3,9 @@
 Tables are addressed by path (``delta.`/path```) or by catalog name (``catalog.schema.table``: Unity Catalog
 on Databricks, delta-spark's catalog locally).
 
-- A new table is created by one CREATE TABLE AS SELECT: data, description, properties and column comments
-  (from the DataFrame's schema metadata) in a single commit, version 0.
+- A new table is its data commit (version 0, with the column comments of the DataFrame's schema) and, when
+  it has a description or non-``delta.*`` properties, one metadata commit after it. (The offline engine puts
+  the description into version 0 itself; the reported version is the data commit's on both.)
 - Every commit carries ``medallion.write_id`` in its user metadata; a write reports the version and metrics of
   its own commit (found by that id), never of whatever commit is latest.
 - Comments and properties are compared first: nothing is committed when they are already there.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from pipelines.errors import (
     WriteConflictError,
 )
 from pipelines.lakehouse.base import (
+    WRITE_ID_KEY,
     DeltaStore,
     MergeSpec,
     TableRef,
@@ -265,7 +266,7 @@ class NativeDeltaStore(DeltaStore):
         write_id = new_write_id()
         metadata = with_write_id(commit_info, write_id)
         if not self.exists(table):
-            return self._create_as_select(df, table, partition_by, description, properties, metadata)
+            return self._create_with_data(df, table, mode, partition_by, description, properties, metadata)
         if not (overwrite_schema and mode == "overwrite" and not replace_where):
             df = conform(df, self.read(table).schema, table.name)
         if properties:
@@ -287,41 +288,48 @@ class NativeDeltaStore(DeltaStore):
             raise _translate(exc, table, "the write") from None
         return self._own_result(table, "WRITE" if not replace_where else "REPLACE WHERE", write_id, before)
 
-    def _create_as_select(
+    def _create_with_data(
         self,
         df: DataFrame,
         table: TableRef,
+        mode: str,
         partition_by: Sequence[str],
         description: str | None,
         properties: Mapping[str, str] | None,
         metadata: Mapping[str, Any],
     ) -> WriteResult:
-        """A new table in ONE commit: data, description, properties and column comments (CTAS)."""
+        """A new table: its data commit (version 0: rows, column comments from the schema, ``delta.*``
+        properties), then, when there is a description or another property, one metadata commit.
+
+        Not CREATE TABLE AS SELECT nor DataFrameWriterV2: a Spark Observation on the written DataFrame (how the
+        data-quality checks count in the write pass) gets no metrics through either."""
         missing = [c for c in partition_by if c not in df.columns]
         if missing:
             raise SchemaMismatchError(f"{table.name}: partition column(s) {missing} are not in the data")
-        view = f"_medallion_ctas_{uuid.uuid4().hex}"
-        df.createOrReplaceTempView(view)
-        sql = f"CREATE TABLE {_sql_name(table)} USING delta"
+        writer = (
+            df.write.format("delta")
+            .mode(mode)
+            .option("userMetadata", json.dumps(dict(metadata), default=str))
+        )
         if partition_by:
-            sql += " PARTITIONED BY (" + ", ".join(f"`{c}`" for c in partition_by) + ")"
-        if description:
-            sql += f" COMMENT {_quote(description)}"
-        if properties:
-            sql += (
-                " TBLPROPERTIES ("
-                + ", ".join(f"{_quote(k)} = {_quote(str(v))}" for k, v in properties.items())
-                + ")"
-            )
-        sql += f" AS SELECT * FROM `{view}`"
+            writer = writer.partitionBy(*partition_by)
+        for key, value in (properties or {}).items():
+            if key.startswith("delta."):
+                writer = writer.option(key, str(value))
         try:
-            with self._user_metadata(metadata):
-                self.spark.sql(sql)
+            writer.saveAsTable(table.location) if table.kind == "catalog" else writer.save(table.location)
         except Exception as exc:
-            raise _translate(exc, table, "CREATE TABLE AS SELECT") from None
-        finally:
-            self.spark.catalog.dropTempView(view)
-        return self._own_result(table, "CREATE", str(metadata["medallion.write_id"]), None)
+            raise _translate(exc, table, "the write creating the table") from None
+        result = self._own_result(table, "CREATE", str(metadata[WRITE_ID_KEY]), None)
+        rest = {k: str(v) for k, v in (properties or {}).items() if not k.startswith("delta.")}
+        if description and table.kind == "catalog":
+            self.spark.sql(f"COMMENT ON TABLE {_sql_name(table)} IS {_quote(description)}")
+        elif description:
+            rest["comment"] = description
+        if rest:
+            pairs = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in rest.items())
+            self.spark.sql(f"ALTER TABLE {_sql_name(table)} SET TBLPROPERTIES ({pairs})")
+        return result
 
     # ---- merge / delete / update ---------------------------------------------------------------------------
     def merge(

@@ -48,11 +48,16 @@ def evaluate_gate(table: str, version: int, rows: Iterable[Mapping[str, Any]], d
 
 
 def check_gate(lh: Lakehouse, table: str, version: int, dq_table: str) -> GateResult:
-    """Read the DQ results of (table, version) from ``dq_table`` and evaluate the gate."""
+    """Read the DQ results of (table, version) from ``dq_table`` and evaluate the gate. A version made by a
+    comment, property or maintenance commit shows the rows of the data commit before it: those were checked."""
     from pyspark.sql import functions as F
+
+    from pipelines.lakehouse.base import data_version
 
     if not lh.exists(dq_table):
         return evaluate_gate(table, version, [], dq_table)
+    if lh.exists(table):
+        version = data_version(lh.history(table), version)
     rows = (
         lh.read(dq_table)
         .where((F.col("table_name") == table) & (F.col("table_version") == version))
