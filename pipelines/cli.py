@@ -217,7 +217,7 @@ def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    # Declared tables, then gold.dq_results, bronze.ingest_manifest and the quarantine tables that exist.
+    # Every declared table (system tables too), quarantine tables once they exist.
     _print(f"{'table':<32} {'layer':<7} {'rows':>10} {'version':>8}  {'last update (UTC)':<20} description")
     for name in listed_tables(lh, args.layer):
         description = table_description(lh, name)
@@ -236,7 +236,7 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    settings.table(args.table) if args.table != "bronze.ingest_manifest" else None
+    settings.table(args.table)  # every table is declared, system tables too: a typo lists close matches
     _print(f"{'version':>7}  {'time (UTC)':<19}  {'operation':<14} {'run id':<26} metrics")
     for c in lh.history(args.table, limit=args.limit):
         when = datetime.fromtimestamp((c["timestamp"] or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -251,7 +251,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    every = listed_tables(lh)  # declared tables, DQ results, manifest, predictions, quarantines
+    every = listed_tables(lh)  # every declared table (system tables too), existing quarantines
     names = args.table or every
     for name in names:
         if name not in every:

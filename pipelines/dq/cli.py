@@ -72,14 +72,14 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
-    from pipelines.dq.engine import DQ_RESULTS
     from pipelines.errors import UsageError
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    if not lh.exists(DQ_RESULTS):
+    results = settings.system_table("dq_results")
+    if not lh.exists(results):
         raise UsageError("no data-quality results yet: run `medallion run` first")
-    df = lh.read(DQ_RESULTS)
+    df = lh.read(results)
     if args.table:
         settings.table(args.table)
         df = df.where(F.col("table_name") == args.table)

@@ -17,6 +17,7 @@ from pipelines.lakehouse.base import DeltaStore, MergeSpec, TableRef, WriteResul
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 __all__ = ["DeltaStore", "Lakehouse", "MergeSpec", "TableRef", "WriteResult", "open_lakehouse", "resolve"]
 
@@ -67,6 +68,9 @@ class Lakehouse:
 
     def read(self, name: str, version: int | None = None) -> DataFrame:
         return self.store.read(self.ref(name), version)
+
+    def schema(self, name: str, version: int | None = None) -> StructType:
+        return self.store.schema(self.ref(name), version)
 
     def write(self, df: DataFrame, name: str, mode: str = "append", **kwargs: Any) -> WriteResult:
         return self.store.write(df, self.ref(name), mode, **kwargs)

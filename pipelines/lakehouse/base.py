@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class DeltaStore(ABC):
     @abstractmethod
     def read(self, table: TableRef, version: int | None = None) -> DataFrame:
         """The table (optionally as of ``version``) as a Spark DataFrame, columns in schema order."""
+
+    def schema(self, table: TableRef, version: int | None = None) -> StructType:
+        """The table's schema from its Delta log (no data is read). Engines may answer without Spark."""
+        return self.read(table, version).schema
 
     @abstractmethod
     def write(

@@ -182,6 +182,9 @@ class OfflineDeltaStore(DeltaStore):
         self._check_readable(table, dtable)
         return self._read_files(dtable, self._spark_schema(dtable), _uri(table))
 
+    def schema(self, table: TableRef, version: int | None = None) -> StructType:
+        return self._spark_schema(self._table(table, version))
+
     def _read_files(
         self, dtable: Any, schema: StructType, root: str, only: Collection[str] | None = None
     ) -> DataFrame:
