@@ -1,6 +1,7 @@
 """The ``medallion`` command.
 
     medallion run                 land the sample if nothing is landed, then build every table
+    medallion plan                what a run would do per table and why (no data read)
     medallion land --month 1      deliver one month of the sample into the landing folder
     medallion tables              every table: layer, rows, version, last update, description
     medallion sql "SELECT ..."    Spark SQL by logical table names (no query: interactive prompt)
@@ -24,7 +25,7 @@ from typing import Any
 
 from pipelines import __version__
 from pipelines.config import Settings, load_settings
-from pipelines.errors import MedallionError
+from pipelines.errors import InvalidPipelineError, MedallionError
 
 EPILOG = """\
 environment variables:
@@ -37,8 +38,21 @@ examples:
   medallion run                          # land the sample (first time), build all tables
   medallion land --month 1 --month 2     # deliver January and February only
   medallion run --select bronze.flights  # one table; 'bronze' = a layer; 'bronze.flights+' = and downstream
+  medallion plan                         # what a run would do and why, without running it
   medallion history bronze.flights
   medallion sql "SELECT * FROM gold.carrier_monthly_performance LIMIT 5"
+"""
+
+
+PLAN_EPILOG = """\
+what it compares: each build records in its Delta commit the input versions it read and a fingerprint of
+its transform's code (the function and the package code it uses), its declaration (inputs, write mode,
+keys) and its checks. Comments and descriptions do not count: they are applied without a rebuild.
+
+examples:
+  medallion plan                              # every table
+  medallion plan --select gold                # the gold tables only
+  medallion run --dry-run --select silver.flights+
 """
 
 
@@ -78,6 +92,25 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild from all input rows instead of only those new since the last build (unchanged rows "
         "are still not rewritten)",
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="do not run: print what the run would do and why (the same as `medallion plan`)",
+    )
+
+    plan = sub.add_parser(
+        "plan",
+        help="what `medallion run` would do per table, and why, without running it (exit 2: invalid pipeline)",
+        description="Analyse the pipeline without reading data: apply every transform to empty DataFrames of "
+        "its inputs' schemas, check outputs against the declared columns and checks, then list per table "
+        "what a run would do and why: build (new), rebuild (transform, declaration or checks changed since "
+        "its last build, or its schema changes), update (new input commits), ingest (new landed files), "
+        "skip. Exit 0, or 2 with every problem listed when the pipeline is invalid.",
+        epilog=PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--select", action="append", metavar="SEL", help="as for run; repeatable")
+    plan.add_argument("--full-refresh", action="store_true", help="plan a run with --full-refresh")
 
     land = sub.add_parser(
         "land",
@@ -174,11 +207,31 @@ def _nothing_landed(settings: Settings) -> bool:
     return not any(list_landed(settings.landing_dir, s) for s in settings.sources.values())
 
 
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.plan import make_plan, plan_lines
+    from pipelines.runner import select_tables
+    from pipelines.session import decide_engine
+
+    select_tables(settings, args.select)  # a bad selection fails before Spark starts
+    info = decide_engine(settings)
+    _print(f"plan  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}")
+    if _nothing_landed(settings):
+        _print("nothing is landed yet: `medallion run` would deliver the embedded sample first")
+    _print("starting Spark (no data is read) ...")
+    plan = make_plan(open_lakehouse(settings), args.select, full_refresh=args.full_refresh)
+    for line in plan_lines(plan):
+        _print(line)
+    return 0 if plan.valid else 2
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
     from pipelines.runner import new_run_id, run_pipeline, select_tables
     from pipelines.session import decide_engine
 
+    if args.dry_run:
+        return cmd_plan(settings, args)
     tables = select_tables(settings, args.select)
     run_id = args.run_id or new_run_id()
     started = time.perf_counter()
@@ -273,6 +326,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "plan": cmd_plan,
     "land": cmd_land,
     "tables": cmd_tables,
     "history": cmd_history,
@@ -291,6 +345,15 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env)
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(settings, args))
+    except InvalidPipelineError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        if args.command == "plan" or getattr(args, "dry_run", False):  # the plan lists every problem
+            _print(f"the pipeline is invalid: {len(exc.problems)} problem(s)")
+            for problem in exc.problems:
+                _print(f"  - {problem}")
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except MedallionError as exc:
         if args.verbose:
             traceback.print_exc()

@@ -83,6 +83,38 @@ class Prepared:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
+def static_problems(
+    df: DataFrame, table_name: str, conf: TableConf, columns: list[str] | None = None
+) -> list[str]:
+    """What stops the table's checks from applying to batches shaped like ``df``: a column a check names is
+    missing, an expression does not analyse. Analysis only (no data is read; ``df`` may be empty)."""
+    from pyspark.sql import functions as F
+
+    columns = df.columns if columns is None else columns
+    where = f"{conf.declared_in or 'conf'}: table {table_name}"
+    found = []
+    for check in conf.expectations:
+        missing = [c for c in check_columns(check) if c not in columns]
+        if missing:
+            found.append(
+                f"{where}, check {check.name!r}: the batch has no column {missing[0]!r} "
+                f"(columns: {', '.join(c for c in columns if not c.startswith('__'))})"
+            )
+    exprs = [c for c in conf.expectations if c.type == "expression"]
+    try:  # all at once; one by one only to name the culprits
+        df.select(*[F.expr(c.expr or "") for c in exprs])
+        return found
+    except Exception:
+        pass
+    for check in exprs:
+        try:
+            df.select(F.expr(check.expr or ""))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            found.append(f"{where}, check {check.name!r}: expr {check.expr!r} does not apply: {first}")
+    return found
+
+
 class TableChecks:
     """The checks of one table for one run."""
 
@@ -102,14 +134,6 @@ class TableChecks:
         return f"{self.conf.declared_in or 'conf'}: table {self.table_name}, check {check.name!r}"
 
     # ---- compile ------------------------------------------------------------------------------------
-
-    def _check_columns_exist(self, columns: list[str], check: ExpectationConf) -> None:
-        missing = [c for c in check_columns(check) if c not in columns]
-        if missing:
-            raise ConfigError(
-                f"{self._where(check)}: the batch has no column {missing[0]!r} "
-                f"(columns: {', '.join(c for c in columns if not c.startswith('__'))})"
-            )
 
     def _passes(self, df: DataFrame, check: ExpectationConf) -> tuple[DataFrame, Column]:
         """(df, Column true when a row passes ``check``); foreign keys add a lookup column to df."""
@@ -159,36 +183,15 @@ class TableChecks:
             return joined, col.isNull() | F.col(found).isNotNull()
         raise AssertionError(check.type)  # pragma: no cover (spec validation rejects other types)
 
-    def _check_expressions(self, df: DataFrame) -> None:
-        """Analyse every expression check (no data is read): all at once, one by one only to name a culprit."""
-        from pyspark.sql import functions as F
-
-        exprs = [c for c in self.conf.expectations if c.type == "expression"]
-        if not exprs:
-            return
-        try:
-            df.select(*[F.expr(c.expr or "") for c in exprs])
-            return
-        except Exception:
-            pass
-        for check in exprs:
-            try:
-                df.select(F.expr(check.expr or ""))
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ConfigError(
-                    f"{self._where(check)}: expr {check.expr!r} does not apply: {first}"
-                ) from None
-
     def prepare(self, df: DataFrame) -> Prepared:
         """Flag every row with the checks it fails (one projection) and split off the rows to keep."""
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
         columns = df.columns  # analyses the plan: once (each df.columns call costs an analysis)
-        for check in self.conf.expectations:
-            self._check_columns_exist(columns, check)
-        self._check_expressions(df)
+        problems = static_problems(df, self.table_name, self.conf, columns)
+        if problems:
+            raise ConfigError(problems[0])
         self._input_df = df
         original_columns = [c for c in columns if not c.startswith(IN_FLIGHT_PREFIX)]
         if not self.row_checks:
