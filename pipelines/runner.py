@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -348,8 +348,8 @@ def schema_change(stored: Any, new: Any) -> SchemaChange | None:
 def call_transform(
     transform: Callable[..., object],
     conf: TableConf,
-    frames: dict[str, DataFrame],
-    changes: dict[str, DataFrame | None] | None,
+    frames: Mapping[str, DataFrame],
+    changes: Mapping[str, DataFrame | None] | None,
 ) -> tuple[DataFrame, TableOutput | None]:
     """Call ``transform`` with one keyword per input (and ``changes`` when it takes it); (df, TableOutput)."""
     import inspect
