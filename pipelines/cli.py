@@ -345,6 +345,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
         f"{time.perf_counter() - started:.1f} s (run {run_id})"
     )
+    args.run_id = run_id  # the post-run steps record it too
     for hook in _post_run_hooks():
         hook(settings, args, tables, lh)
     return 0

@@ -56,26 +56,35 @@ def graph_nodes(
 
 
 def layout(nodes: Sequence[Node], edges: Sequence[Edge]) -> list[Node]:
-    """Place nodes in their layer's column; within a column, order by the mean row of their inputs (fewer
-    crossings), then by name."""
+    """Place nodes in their layer's column; within a column, inputs from the same column first (the model
+    above its predictions), then by the mean row of their inputs (fewer crossings), then by name."""
     placed: dict[str, Node] = {}
     rows: dict[str, float] = {}
     inputs: dict[str, list[str]] = {}
     for e in edges:
-        inputs.setdefault(e.target, []).append(e.source)
+        if not e.dashed:
+            inputs.setdefault(e.target, []).append(e.source)
     for col_index, column in enumerate(COLUMNS):
-        members = [n for n in nodes if n.column == column]
+        left = [n for n in nodes if n.column == column]
+        row = 0
+        while left:
+            ready = [n for n in left if not any(s in {m.name for m in left} for s in inputs.get(n.name, []))]
+            ready = (
+                ready or left
+            )  # a cycle inside a column (the plan reports it): place the rest as they come
 
-        def key(n: Node) -> tuple[float, str]:
-            seen = [rows[s] for s in inputs.get(n.name, []) if s in rows]
-            return (sum(seen) / len(seen) if seen else 0.0, n.name)
+            def key(n: Node) -> tuple[float, str]:
+                seen = [rows[s] for s in inputs.get(n.name, []) if s in rows]
+                return (sum(seen) / len(seen) if seen else 0.0, n.name)
 
-        for row, node in enumerate(sorted(members, key=key)):
+            node = min(ready, key=key)
+            left.remove(node)
             rows[node.name] = row
             placed[node.name] = Node(
                 node.name, node.column, node.label, node.href,
                 MARGIN + col_index * (BOX_W + COL_GAP), MARGIN + HEADER + row * (BOX_H + ROW_GAP),
             )  # fmt: skip
+            row += 1
     return [placed[n.name] for n in nodes]
 
 
@@ -83,7 +92,7 @@ def render_svg(nodes: Sequence[Node], edges: Sequence[Edge], href_prefix: str = 
     """The placed graph as an inline ``<svg>`` element."""
     by_name: Mapping[str, Node] = {n.name: n for n in nodes}
     height = max((n.y for n in nodes), default=0) + BOX_H + MARGIN
-    width = MARGIN * 2 + len(COLUMNS) * BOX_W + (len(COLUMNS) - 1) * COL_GAP
+    width = MARGIN * 2 + len(COLUMNS) * BOX_W + (len(COLUMNS) - 1) * COL_GAP + COL_GAP // 2  # room for loops
     out = [
         f'<svg id="table-graph" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="table graph">',
@@ -129,18 +138,19 @@ def graph_svg(settings: Settings, model: str | None = None) -> str:
 
 
 def trend_svg(points: Sequence[tuple[str, int, int]], width: int = 240, height: int = 48) -> str:
-    """A bar per run (oldest first) of the share of rows that failed a check: (label, failed, checked)."""
+    """A bar per run (oldest first) of the share of rows that failed a check: (label, failed, checked).
+    Any failure shows as at least a short red bar; a passed run is a green tick on the base line."""
     if not points:
         return ""
-    bar = max(2.0, (width - 4) / len(points) - 2)
+    bar = min(14.0, max(2.0, (width - 4) / len(points) - 2))
     parts = [
-        f'<svg class="trend" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="failures per run">',
+        f'<svg class="trend" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="failures per run">',
         f'<line x1="0" y1="{height - 1}" x2="{width}" y2="{height - 1}" stroke="#ced4da"/>',
     ]
     for i, (label, failed, checked) in enumerate(points):
         share = failed / checked if checked else (1.0 if failed else 0.0)
-        h = max(1.0, share * (height - 6)) if failed else 1.0
+        h = max(6.0, share * (height - 6)) if failed else 2.0
         colour = "#b02a37" if failed else "#1e7e34"
         x = 2 + i * (bar + 2)
         parts.append(

@@ -140,8 +140,11 @@ def table_doc(lh: Lakehouse, name: str, dq: dict[str, dict[str, list[dict[str, A
 
 def model_doc(settings: Settings, out: Path) -> ModelDoc:
     """Registered versions of the model with their lineage, metrics and plots (copied into ``out``)."""
+    import os
+
     from pipelines.ml import tracking
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     info = tracking.tracking_info(settings)
     doc = ModelDoc(info.model_name)
     if info.local_db is not None and not info.local_db.exists():
@@ -174,10 +177,14 @@ def _version_doc(client: Any, mv: Any, out: Path) -> dict[str, Any]:
     import mlflow
 
     tags = dict(mv.tags or {})
+    try:  # searches do not return aliases in every MLflow store: ask for the version itself
+        aliases = list(client.get_model_version(mv.name, mv.version).aliases or [])
+    except Exception:
+        aliases = list(getattr(mv, "aliases", []) or [])
     entry: dict[str, Any] = {
         "version": str(mv.version),
         "created": _when(mv.creation_timestamp),
-        "aliases": list(getattr(mv, "aliases", []) or []),
+        "aliases": sorted(aliases),
         "run_id": mv.run_id,
         "features": f"{tags.get('medallion.features_table', '?')} v{tags.get('medallion.features_version', '?')}",
         "decision": tags.get("medallion.decision", ""),
@@ -342,6 +349,13 @@ def table_html(settings: Settings, doc: TableDoc) -> str:
     return _page(doc.name, "".join(parts), depth=1)
 
 
+SUMMARY_METRICS = ("roc_auc", "pr_auc", "log_loss")
+
+
+def _metric(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
 def ml_html(settings: Settings, model: ModelDoc) -> str:
     parts = [f"<h1>Model {escape(model.name)}</h1>"]
     if model.note:
@@ -361,34 +375,42 @@ def ml_html(settings: Settings, model: ModelDoc) -> str:
             )
             + "</ol>"
         )
-    metrics = sorted({k for v in model.versions for k in v["metrics"]})
     if model.versions:
         rows = [
             [
                 "v"
                 + escape(v["version"])
-                + (" " + " ".join(f'<span class="badge ml">{escape(a)}</span>' for a in v["aliases"])),
+                + "".join(f' <span class="badge ml">{escape(a)}</span>' for a in v["aliases"]),
                 escape(v["created"]),
                 escape(v["features"]),
                 escape(v["decision"]),
-                *[f"{v['metrics'][m]:.4f}" if m in v["metrics"] else "" for m in metrics],
+                *[_metric(v["metrics"].get(f"val_{m}")) for m in SUMMARY_METRICS],
             ]
             for v in model.versions
         ]
         parts.append(
             "<h2>Versions</h2>"
-            + _table(["version", "registered (UTC)", "trained on", "decision", *metrics], rows)
+            + _table(["version", "registered (UTC)", "trained on", "decision", *SUMMARY_METRICS], rows)
         )
     for v in model.versions:
+        names = sorted({k.split("_", 1)[1] for k in v["metrics"]})
+        metrics = _table(
+            ["metric (validation)", "model", "baseline"],
+            [
+                [escape(m), _metric(v["metrics"].get(f"val_{m}")), _metric(v["metrics"].get(f"baseline_{m}"))]
+                for m in names
+            ],
+            "metrics",
+        )
         plots = "".join(
             f'<figure><img src="{escape(p)}" alt="{escape(Path(p).stem)}"><figcaption>{escape(Path(p).stem)}</figcaption></figure>'
             for p in v["plots"]
         )
         parts.append(
             f'<h3 id="v{escape(v["version"])}">Version {escape(v["version"])}</h3>'
-            f"<p>run <code>{escape(v['run_id'] or '')}</code>; {escape(v['reason'])}"
+            f"<p>run <code>{escape(v['run_id'] or '')}</code>, trained on {escape(v['features'])}; {escape(v['reason'])}"
             f"{' (' + escape(v['note']) + ')' if v.get('note') else ''}</p>"
-            f'<div class="plots">{plots}</div>'
+            f'{metrics if names else ""}<div class="plots">{plots}</div>'
         )
     return _page(f"model {model.name}", "".join(parts))
 

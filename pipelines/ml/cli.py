@@ -193,8 +193,10 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
     if not lh.exists(table):
         print(f"ml: train and score skipped: {table} does not exist yet", flush=True)
         return
+    from pipelines.events import EventLog
     from pipelines.ml.score import resolve_model, score
     from pipelines.ml.train import train
+    from pipelines.runner import StepResult
 
     _quiet(args.verbose)
     current = lh.version(table)
@@ -220,7 +222,20 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             )
             return
     print(f"ml: scoring {table} with the champion ...", flush=True)
-    print_score_result(settings, score(settings, lh, run_id=getattr(args, "run_id", None)))
+    run_id = getattr(args, "run_id", None)
+    log = EventLog(lh, run_id or "", "run")
+    started = log.start()
+    try:
+        res = score(settings, lh, run_id=run_id)
+    except Exception as exc:
+        log.failed(target, exc, started)
+        raise
+    step = f"champion v{res.model_version} scored {res.features_table} v{res.features_version}"
+    log.finished(
+        StepResult(target, "ok", res.rows_scored, res.rows_scored, res.seconds, res.table_version, "", step),
+        started,
+    )
+    print_score_result(settings, res)
 
 
 def _trained_on(settings: Settings, table: str, version: int | None) -> str | None:

@@ -5,6 +5,7 @@ page its versions and plots, and no page makes a network request (Chromium's net
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -30,7 +31,10 @@ REMOTE = re.compile(
 def _chromium(tmp: Path, url: str, *args: str) -> tuple[str, list[str]]:
     """(stdout, URLs the page requested over the network) of one headless Chromium load of ``url``."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+        reason = "chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("MEDALLION_REQUIRE_CHROMIUM"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     profile.mkdir(parents=True)
     net_log = profile.with_suffix(".netlog.json")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pipelines.cli import run_cli
-from pipelines.config import TableConf, WriteConf
+from pipelines.config import ExpectationConf, TableConf, WriteConf
 from pipelines.lakehouse import Lakehouse
 from pipelines.landing import land_sample
 from pipelines.plan import make_plan
@@ -165,37 +165,59 @@ def test_changed_checks_rebuild_and_an_additive_schema_change_replaces_the_schem
     assert actions["gold.carrier_codes"][0] == actions["gold.carrier_names"][0] == "update"
 
 
-def test_an_invalid_pipeline_lists_every_problem_and_exits_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], spark: Any
+def test_an_invalid_pipeline_lists_every_problem_at_once(demo: Any) -> None:
+    lh, module = demo
+    settings = lh.settings
+    tables = dict(settings.tables)
+    names = tables["gold.carrier_names"]
+    tables["gold.carrier_names"] = dataclasses.replace(names, columns={"carrier": "code", "_run_id": "run"})
+    tables["gold.carrier_codes"] = dataclasses.replace(
+        tables["gold.carrier_codes"],
+        expectations=(ExpectationConf(name="short", type="expression", expr="length(code) = 2"),),
+    )
+    tables["gold.carrier_name_lengths"] = dataclasses.replace(
+        tables["gold.carrier_name_lengths"], transform=f"{MODULE}:no_such_function"
+    )
+    plan = _no_job_plan(Lakehouse(dataclasses.replace(settings, tables=tables), lh.store))
+    assert not plan.valid
+    assert len(plan.problems) == 3, plan.problems
+    assert any("'name'" in p and "not declared" in p for p in plan.problems)  # produced, not declared
+    assert any("'short'" in p and "does not apply" in p for p in plan.problems)
+    assert any("no_such_function" in p and "cannot be imported" in p for p in plan.problems)
+
+    cyclic = {
+        **tables,
+        "gold.carrier_names": dataclasses.replace(names, inputs=("gold.carrier_name_lengths",)),
+    }
+    plan = make_plan(Lakehouse(dataclasses.replace(settings, tables=cyclic), lh.store))
+    assert [p for p in plan.problems if "cycle" in p] == [
+        "tables form a cycle: gold.carrier_names -> gold.carrier_name_lengths -> gold.carrier_names"
+    ]
+
+
+def test_the_cli_lists_every_configuration_problem_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
-    gold = conf / "tables" / "gold.yml"
-    text = gold.read_text()
-    text = text.replace('      year: "Year of the month"\n', "", 1)  # an output column not declared
-    text = text.replace('expr: "sched_hour BETWEEN 0 AND 23', 'expr: "sched_hours BETWEEN 0 AND 23')
-    gold.write_text(text)
-    monkeypatch.setenv("MEDALLION_CONF_DIR", str(conf))
-    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
-    assert run_cli(["plan"]) == 2
-    out = capsys.readouterr().out
-    problems = [line for line in out.splitlines() if line.startswith("  - ")]
-    assert len(problems) == 2, out
-    assert any("'year'" in p and "not declared" in p for p in problems)
-    assert any("calendar_ranges" in p and "does not apply" in p for p in problems)
-
-    # Mistakes the loader finds (here an unknown input and a bad write mode) are listed all at once too.
     silver = conf / "tables" / "silver.yml"
     silver.write_text(
         silver.read_text()
         .replace("inputs: [bronze.weather]", "inputs: [bronze.wether]")
         .replace("write: {mode: overwrite}", "write: {mode: replace}", 1)
     )
-    assert run_cli(["run", "--dry-run"]) == 2
+    monkeypatch.setenv("MEDALLION_CONF_DIR", str(conf))
+    monkeypatch.setenv("MEDALLION_HOME", str(tmp_path / "home"))
+    for command in (["plan"], ["run", "--dry-run"]):
+        assert run_cli(command) == 2
+        captured = capsys.readouterr()
+        problems = [line for line in captured.out.splitlines() if line.startswith("  - ")]
+        assert len(problems) == 2 and "InvalidPipelineError" in captured.err
+        assert any("bronze.wether" in p for p in problems) and any("'replace'" in p for p in problems)
+    assert run_cli(["tables"]) == 2  # other commands: the one-line error only
     captured = capsys.readouterr()
-    problems = [line for line in captured.out.splitlines() if line.startswith("  - ")]
-    assert len(problems) == 2 and "InvalidPipelineError" in captured.err
-    assert any("bronze.wether" in p for p in problems) and any("'replace'" in p for p in problems)
+    assert captured.err.count("\n") == 1 and "1 more: medallion plan lists them all" in captured.err
+    assert not (tmp_path / "home" / "lakehouse").exists()
 
 
 def test_plan_help_says_what_it_compares(capsys: pytest.CaptureFixture[str]) -> None:
