@@ -109,22 +109,9 @@ def run_backfill(
             + "; ".join(f"{n}: {reason}" for n, reason in refused)
             + " (narrow --select to tables that declare a backfill)"
         )
-    log = events.EventLog(lh, run_id, "backfill")
-    log.reconcile(tables)
-    results = []
-    for name in tables:
-        started = log.start()
-        try:
-            result = backfill_table(lh, name, start, end, run_id)
-        except Exception as exc:
-            log.failed(name, exc, started)
-            raise
-        log.finished(result, started)
-        results.append(result)
-        if on_step:
-            on_step(result)
-    log.flush()
-    return results
+    return events.EventLog(lh, run_id, "backfill").run(
+        tables, lambda name: backfill_table(lh, name, start, end, run_id), on_step
+    )
 
 
 def backfill_table(lh: Lakehouse, name: str, start: dt.date, end: dt.date, run_id: str) -> StepResult:

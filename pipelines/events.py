@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +110,34 @@ class EventLog:
         )
         with contextlib.suppress(Exception):
             self.flush()
+
+    def step(self, table: str, work: Callable[[], StepResult]) -> StepResult:
+        """Run one step and record its row: the result's, or a failed row before the error propagates."""
+        started = self.start()
+        try:
+            result = work()
+        except Exception as exc:
+            self.failed(table, exc, started)
+            raise
+        self.finished(result, started)
+        return result
+
+    def run(
+        self,
+        tables: Sequence[str],
+        work: Callable[[str], StepResult],
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> list[StepResult]:
+        """``work`` for every table in order, after reconciling; stops at the first failure."""
+        self.reconcile(tables)
+        results = []
+        for name in tables:
+            result = self.step(name, lambda name=name: work(name))  # type: ignore[misc]
+            results.append(result)
+            if on_step:
+                on_step(result)
+        self.flush()
+        return results
 
     def flush(self) -> None:
         if not self.pending:

@@ -559,24 +559,11 @@ def run_pipeline(
 ) -> list[StepResult]:
     """Run ``tables`` in order; stops at the first failure (its exception propagates). Every step leaves a
     row in the event log (``system: pipeline_events``), the failed one too."""
-    from pipelines import events
+    from pipelines.events import EventLog
 
-    log = events.EventLog(lh, run_id, "run")
-    log.reconcile(tables)
-    results = []
-    for name in tables:
-        started = log.start()
-        try:
-            result = run_table(lh, name, run_id, full_refresh=full_refresh)
-        except Exception as exc:
-            log.failed(name, exc, started)
-            raise
-        log.finished(result, started)
-        results.append(result)
-        if on_step:
-            on_step(result)
-    log.flush()
-    return results
+    return EventLog(lh, run_id, "run").run(
+        tables, lambda name: run_table(lh, name, run_id, full_refresh=full_refresh), on_step
+    )
 
 
 def identity(**inputs: DataFrame) -> DataFrame:

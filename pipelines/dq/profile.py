@@ -68,11 +68,10 @@ def profile(df: DataFrame, table: str, version: int | None, max_distinct: int = 
     ]
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for i, f in enumerate(fields):
-        col = F.col(f"`{f.name}`")
-        kind = _kind(f.dataType.simpleString())
-        aggs += [F.count(col).alias(f"n{i}"), F.approx_count_distinct(col).alias(f"d{i}")]
-        if kind in NUMERIC:
-            aggs += [F.min(col).alias(f"lo{i}"), F.max(col).alias(f"hi{i}")]
+        column = F.col(f"`{f.name}`")
+        aggs += [F.count(column).alias(f"n{i}"), F.approx_count_distinct(column).alias(f"d{i}")]
+        if _kind(f.dataType.simpleString()) in NUMERIC:
+            aggs += [F.min(column).alias(f"lo{i}"), F.max(column).alias(f"hi{i}")]
     first = df.agg(*aggs).first()
     assert first is not None
     rows = int(first["__rows"])

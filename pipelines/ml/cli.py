@@ -223,19 +223,18 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             return
     print(f"ml: scoring {table} with the champion ...", flush=True)
     run_id = getattr(args, "run_id", None)
-    log = EventLog(lh, run_id or "", "run")
-    started = log.start()
-    try:
+    scored: list[Any] = []
+
+    def scoring() -> StepResult:
         res = score(settings, lh, run_id=run_id)
-    except Exception as exc:
-        log.failed(target, exc, started)
-        raise
-    step = f"champion v{res.model_version} scored {res.features_table} v{res.features_version}"
-    log.finished(
-        StepResult(target, "ok", res.rows_scored, res.rows_scored, res.seconds, res.table_version, "", step),
-        started,
-    )
-    print_score_result(settings, res)
+        scored.append(res)
+        why = f"champion v{res.model_version} scored {res.features_table} v{res.features_version}"
+        return StepResult(
+            target, "ok", res.rows_scored, res.rows_scored, res.seconds, res.table_version, "", why
+        )
+
+    EventLog(lh, run_id or "", "run").step(target, scoring)
+    print_score_result(settings, scored[0])
 
 
 def _trained_on(settings: Settings, table: str, version: int | None) -> str | None:

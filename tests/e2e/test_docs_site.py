@@ -99,7 +99,7 @@ def test_docs_site_renders_offline_in_chromium_with_the_graph_and_every_table(
     assert requests == []
     for section in ("Columns", "Checks", "Quarantine", "Delta history", "Upstream", "Downstream"):
         assert f">{section}</h" in dom, section
-    assert 'href="bronze.weather.html"' in dom and 'href="silver.flights.html"' in dom
+    assert 'href="bronze.weather.html"' in dom and 'href="gold.flight_features.html"' in dom
     assert "wind_speed_plausible" in dom and 'class="trend"' in dom
     assert re.search(r"silver\.weather_quarantine</a>: 1 row\(s\) \(wind_speed_plausible: 1\)", dom), dom
 
