@@ -297,7 +297,7 @@ def decide(
     coming = set(upstream)
     for dep in conf.inputs:
         if dep in coming:
-            reasons.append(f"{dep} changes first")
+            reasons.append(f"{dep} may change first")
             continue
         now = lh.version(dep)
         if now is None:
