@@ -10,7 +10,9 @@ overlaps.
 
 The selected tables and everything downstream of them are backfilled, in dependency order; when one of them
 cannot be replayed by range (bronze ingests files exactly once, MERGE tables upsert by key, tables without a
-``backfill`` declaration), nothing is written and each such table is named with the reason.
+``backfill`` declaration, tables whose transform, declaration or checks changed since their last build, which
+the next run rebuilds whole, and tables the transform's output no longer fits), nothing is written and each
+such table is named with the reason.
 
 Bookkeeping: a backfill commit records the run id and the range, not input versions, so the next
 ``medallion run`` still compares inputs and fingerprints against the last full build (a backfill never makes
@@ -34,7 +36,11 @@ from pipelines.runner import (
     call_transform,
     check_and_write,
     downstream,
+    last_build,
+    schema_change,
     select_tables,
+    table_fingerprint,
+    written_schema,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +85,30 @@ def refusal(lh: Lakehouse, name: str) -> str | None:
         return "it declares no backfill column (backfill: {column: ..., grain: day|month} in conf/tables)"
     if not lh.exists(name):
         return f"it is not built yet: run `medallion run --select {name}` first"
+    build = last_build(lh, name)
+    changed = table_fingerprint(lh.settings, conf).changes(build.fingerprint if build else None)
+    if changed:
+        return (
+            f"{', '.join(changed)} since its last build: `medallion run` rebuilds it whole (a backfill would "
+            "mix two versions of it)"
+        )
     return None
+
+
+def schema_refusal(lh: Lakehouse, name: str) -> str | None:
+    """Why the transform's output would not fit the stored table (analysis only, no data is read)."""
+    conf = lh.settings.table(name)
+    assert conf.transform is not None
+    frames = {dep: lh.read(dep) for dep in conf.inputs}
+    df, _out = call_transform(_load_transform(conf.transform), conf, frames, None)
+    from pyspark.sql import functions as F
+
+    change = schema_change(lh.schema(name), written_schema(df.withColumn("_run_id", F.lit(""))))
+    return (
+        None
+        if change is None
+        else f"its output no longer fits the table ({change}): run `medallion run` first"
+    )
 
 
 def range_predicate(conf: TableConf, start: dt.date, end: dt.date) -> str:
@@ -103,11 +132,12 @@ def run_backfill(
     if start > end:
         raise UsageError(f"--from {start} is after --to {end}")
     refused = [(n, r) for n in tables if (r := refusal(lh, n)) is not None]
+    if not refused:
+        refused = [(n, r) for n in tables if (r := schema_refusal(lh, n)) is not None]
     if refused:
         raise UsageError(
             f"cannot backfill {len(refused)} table(s): "
             + "; ".join(f"{n}: {reason}" for n, reason in refused)
-            + " (narrow --select to tables that declare a backfill)"
         )
     return events.EventLog(lh, run_id, "backfill").run(
         tables, lambda name: backfill_table(lh, name, start, end, run_id), on_step
@@ -137,7 +167,7 @@ def backfill_table(lh: Lakehouse, name: str, start: dt.date, end: dt.date, run_i
             {"from": start.isoformat(), "to": end.isoformat(), "predicate": predicate, "inputs": versions}
         ),
     }
-    result, detail = check_and_write(
+    written = check_and_write(
         lh,
         name,
         conf,
@@ -156,9 +186,9 @@ def backfill_table(lh: Lakehouse, name: str, start: dt.date, end: dt.date, run_i
         name,
         "ok",
         None,
-        result.rows_written,
+        written.rows(replaced=True),
         time.perf_counter() - started,
-        result.version,
-        f"{predicate}; {detail}".strip("; "),
+        written.result.version,
+        f"{predicate}; {written.detail}".strip("; "),
         f"backfill {start.isoformat()}..{end.isoformat()}",
     )

@@ -279,10 +279,14 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _step_table() -> Any:
-    """Print the header of the per-table lines; return the function that prints one line per step."""
-    _print(f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail")
+    """The function that prints one line per step (the header before the first)."""
+    header: list[str] = [
+        f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail"
+    ]
 
     def show(r: Any) -> None:
+        while header:
+            _print(header.pop())
         version = "-" if r.version is None else str(r.version)
         _print(
             f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
@@ -312,9 +316,10 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
     _print(
         f"done: {len(results)} table(s), {sum(r.rows_written for r in results):,} rows written in "
-        f"{time.perf_counter() - started:.1f} s (backfill {run_id}); predictions are not rescored "
-        "(medallion score --since)"
+        f"{time.perf_counter() - started:.1f} s (backfill {run_id})"
     )
+    if settings.ml.features_table in tables:
+        _print(f"note: predictions are not rescored by a backfill: medallion score --since {start}")
     return 0
 
 

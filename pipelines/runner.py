@@ -458,16 +458,17 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
             commit_info=commit,
         )
 
-    result, detail = check_and_write(lh, name, conf, df, run_id, write)
+    written = check_and_write(lh, name, conf, df, run_id, write)
+    detail = written.detail
     if decision.action == "rebuild":
         detail = f"rebuilt ({decision.reason}); {detail}"
     return StepResult(
         name,
         "ok",
         None,
-        result.rows_written + result.rows_updated,
+        written.rows(replaced=replace_where is not None),
         time.perf_counter() - started,
-        result.version,
+        written.result.version,
         detail.strip("; "),
         decision.reason,
     )
@@ -496,6 +497,22 @@ def _ingest(lh: Lakehouse, name: str, conf: TableConf, run_id: str, started: flo
     )
 
 
+@dataclass(frozen=True)
+class Written:
+    """What :func:`check_and_write` did: the write's result, the one-line check summary, and the rows of the
+    batch that were written (known when the table has checks: a replaceWhere write on the offline engine
+    also rewrites the other rows of the files it touches, which its own count includes)."""
+
+    result: WriteResult
+    detail: str
+    batch_rows: int | None
+
+    def rows(self, replaced: bool) -> int:
+        if replaced and self.batch_rows is not None:
+            return self.batch_rows
+        return self.result.rows_written + self.result.rows_updated
+
+
 def check_and_write(
     lh: Lakehouse,
     name: str,
@@ -503,9 +520,9 @@ def check_and_write(
     df: DataFrame,
     run_id: str,
     write: Callable[[DataFrame], WriteResult],
-) -> tuple[WriteResult, str]:
+) -> Written:
     """The table's checks on ``df``, then ``write`` (the rows that passed), quarantine and DQ results, then
-    the declared comments. Returns the write's result and the one-line check summary."""
+    the declared comments."""
     from pipelines.dq.engine import IN_FLIGHT_PREFIX, TableChecks, describe
 
     checks = TableChecks(lh, name, conf, run_id)
@@ -534,7 +551,9 @@ def check_and_write(
         detail += f"; {checks.quarantined:,} quarantined"
     if result.rows_updated:
         detail = f"{result.rows_updated:,} updated; " + detail
-    return result, detail
+    checked = max((o.rows_checked for o in [*outcomes, *checks.dataset_outcomes]), default=None)
+    kept = None if checked is None else checked - checks.quarantined - checks.dropped
+    return Written(result, detail, kept)
 
 
 def update_comments(lh: Lakehouse, name: str, conf: TableConf) -> bool:

@@ -4,6 +4,7 @@ tables that cannot be replayed by range are refused before anything is written."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from gold_data import AIRLINES_DDL, FLIGHTS_DDL, PLANES_DDL, WEATHER_DDL, month_of_flights
 
-from pipelines.backfill import BACKFILL_KEY, backfill_tables, run_backfill
+from pipelines.backfill import BACKFILL_KEY, backfill_tables, refusal, run_backfill
 from pipelines.errors import UsageError
 from pipelines.lakehouse import Lakehouse
 from pipelines.runner import _load_transform, run_table
@@ -69,6 +70,10 @@ def test_a_month_backfill_equals_a_full_rebuild_on_that_month_and_is_idempotent(
 
     results = run_backfill(lh, tables, *FEB, "b1")
     assert {r.status for r in results} == {"ok"}
+    features = next(r for r in results if r.table == "gold.flight_features")
+    assert (
+        features.rows_written == _in_feb(lh, "gold.flight_features", lh.read("gold.flight_features")).count()
+    )
     inputs = {d: lh.read(d) for d in ("silver.flights", "silver.weather", "silver.planes", "silver.airlines")}
     for name in GOLD:
         assert lh.version(name) == versions[name] + 1, name  # one commit
@@ -99,6 +104,16 @@ def test_a_month_backfill_equals_a_full_rebuild_on_that_month_and_is_idempotent(
     )
     # The next run still sees the silver change since the last full build: a backfill is not a build.
     assert run_table(lh, "gold.route_daily_stats", "g2").status == "ok"
+
+    # A table whose checks (or code, or declaration) changed since its last build is rebuilt whole by the
+    # next run; backfilling it would mix two versions of it, so it is refused.
+    conf = lh.settings.tables["gold.route_daily_stats"]
+    fewer = dataclasses.replace(conf, expectations=conf.expectations[:-1])
+    changed = Lakehouse(
+        dataclasses.replace(lh.settings, tables={**lh.settings.tables, "gold.route_daily_stats": fewer}),
+        lh.store,
+    )
+    assert "checks changed" in (refusal(changed, "gold.route_daily_stats") or "")
 
 
 def test_tables_that_cannot_be_replayed_by_range_are_refused_before_anything_is_written(
