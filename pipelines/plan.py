@@ -280,7 +280,7 @@ def make_plan(lh: Lakehouse, selectors: Iterable[str] | None = None, full_refres
         problems += _foreign_key_problems(settings, name, schemas)
 
     plans: list[TablePlan] = []
-    changing: set[str] = set()
+    changing: dict[str, str] = {}  # table -> its action, for the tables that change before the next ones
     for name in chosen:
         conf = settings.tables[name]
         if conf.source is not None:
@@ -292,7 +292,7 @@ def make_plan(lh: Lakehouse, selectors: Iterable[str] | None = None, full_refres
                 inputs = {dep: schemas[dep] for dep in conf.inputs}
                 problems += incremental_problems(lh, name, conf, inputs, schemas[name])
         if plan.changes:
-            changing.add(name)
+            changing[name] = plan.action
         plans.append(plan)
     plans += _ml_plan(settings, chosen, changing, selectors)
     return Plan(tuple(plans), tuple(problems), time.perf_counter() - started)
@@ -303,7 +303,7 @@ def _transform_plan(
     name: str,
     conf: TableConf,
     schema: StructType | None,
-    changing: set[str],
+    changing: dict[str, str],
     full_refresh: bool,
 ) -> TablePlan:
     try:
@@ -322,7 +322,7 @@ def _transform_plan(
 
 
 def _ml_plan(
-    settings: Settings, chosen: Sequence[str], changing: set[str], selectors: Iterable[str] | None
+    settings: Settings, chosen: Sequence[str], changing: dict[str, str], selectors: Iterable[str] | None
 ) -> list[TablePlan]:
     """The ML step of ``medallion run``: train and score follow when the feature table changes."""
     covers_gold = not list(selectors or []) or any(settings.tables[t].layer == "gold" for t in chosen)

@@ -154,6 +154,8 @@ def replace_predicate(column: str, values: Iterable[object]) -> str:
 
 INPUTS_KEY = "medallion.inputs"
 RUN_KEY = "medallion.run_id"
+# Marks the commit of a rebuild (changed fingerprint or schema): downstream tables then read all its rows.
+REBUILT_KEY = "medallion.rebuilt"
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ def _changes_since(lh: Lakehouse, dep: str, since: int, now: int, df: DataFrame)
     commits = _data_commits(lh, dep, since, now)
     if "_run_id" not in df.columns or any(not c["custom"].get("medallion.run_id") for c in commits):
         return None
+    if any(c["custom"].get(REBUILT_KEY) for c in commits):
+        return None  # a rebuild may have removed rows: the changed rows alone would not say which
     run_ids = sorted({str(c["custom"]["medallion.run_id"]) for c in commits})
     return df.where(F.col("_run_id").isin(run_ids))
 
@@ -274,11 +278,12 @@ def decide(
     name: str,
     *,
     full_refresh: bool = False,
-    upstream: Iterable[str] = (),
+    upstream: Iterable[str] | Mapping[str, str] = (),
     current: Fingerprint | None = None,
 ) -> Decision:
     """What ``medallion run`` would do with the transform table ``name`` now. ``upstream``: inputs that will
-    change before it runs (the plan's view); ``current``: the fingerprint, when already computed."""
+    change before it runs (the plan's view; a mapping gives each one's action); ``current``: the fingerprint,
+    when already computed."""
     settings = lh.settings
     conf = settings.table(name)
     build = last_build(lh, name)
@@ -294,8 +299,11 @@ def decide(
         return Decision("reread", ("--full-refresh",))
     assert build is not None
     reasons = []
-    coming = set(upstream)
+    coming = upstream if isinstance(upstream, Mapping) else dict.fromkeys(upstream, "update")
     for dep in conf.inputs:
+        if coming.get(dep) in ("build", "rebuild"):
+            reasons.append(f"{dep} is rebuilt first: all its rows are read")
+            continue
         if dep in coming:
             reasons.append(f"{dep} may change first")
             continue
@@ -306,7 +314,9 @@ def decide(
             reasons.append(f"new input {dep}")
             continue
         commits = _data_commits(lh, dep, build.inputs[dep], now)
-        if commits:
+        if any(c["custom"].get(REBUILT_KEY) for c in commits):
+            reasons.append(f"{dep} was rebuilt: all its rows are read")
+        elif commits:
             reasons.append(f"{len(commits)} new commit(s) in {dep}")
     if reasons:
         return Decision("update", tuple(reasons))
@@ -438,6 +448,8 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
         INPUTS_KEY: json.dumps(versions, sort_keys=True),
         FINGERPRINT_KEY: current.as_json(),
     }
+    if decision.action == "rebuild":
+        commit[REBUILT_KEY] = decision.reason
 
     def write(to_write: DataFrame) -> WriteResult:
         if decision.action == "rebuild":  # whole table, schema and all, whatever the declared write mode
