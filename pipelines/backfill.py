@@ -180,7 +180,7 @@ def backfill_table(lh: Lakehouse, name: str, start: dt.date, end: dt.date, run_i
             partition_by=conf.write.partition_by,
             replace_where=predicate,
             commit_info=commit,
-        ),  # fmt: skip
+        ),
     )
     return StepResult(
         name,

@@ -66,9 +66,21 @@ class EventLog:
         error: tuple[str, str] | None = None,
     ) -> tuple[Any, ...]:
         return (
-            self.run_id, self.command, table, status, reason or None, rows_read, rows_written, seconds, version,
-            self.lh.engine, error[0] if error else None, error[1] if error else None, started, finished,
-        )  # fmt: skip
+            self.run_id,
+            self.command,
+            table,
+            status,
+            reason or None,
+            rows_read,
+            rows_written,
+            seconds,
+            version,
+            self.lh.engine,
+            error[0] if error else None,
+            error[1] if error else None,
+            started,
+            finished,
+        )
 
     def finished(self, result: StepResult, started: datetime) -> None:
         self.pending.append(
@@ -82,7 +94,7 @@ class EventLog:
                 result.version,
                 started,
                 _now(),
-            )  # fmt: skip
+            )
         )
         if result.status != "skipped":
             self.flush()
@@ -106,7 +118,7 @@ class EventLog:
                 started,
                 finished,
                 (type(exc).__name__, first_line(exc)),
-            )  # fmt: skip
+            )
         )
         with contextlib.suppress(Exception):
             self.flush()
@@ -195,7 +207,7 @@ class EventLog:
                     None,
                     when,
                     when,
-                )  # fmt: skip
+                )
             )
         if recovered:
             append_rows(lh, ROLE, recovered, {RUN_KEY: self.run_id, "medallion.recovered": len(recovered)})

@@ -150,7 +150,11 @@ def model_doc(settings: Settings, out: Path) -> ModelDoc:
     if info.local_db is not None and not info.local_db.exists():
         doc.note = "no model trained yet (medallion run trains one once gold.flight_features exists)"
         return doc
-    import mlflow
+    try:
+        import mlflow
+    except ImportError:
+        doc.note = "mlflow is not installed here (pip install 'medallion[ml]'): no registry to show"
+        return doc
 
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     try:
