@@ -48,7 +48,7 @@ if lakehouse.exists("bronze.ingest_manifest"):  # the manifest path (local); Aut
 # COMMAND ----------
 
 silver_counts = {}
-for name in [t for t in settings.tables if t.startswith("silver.")]:
+for name in [t for t, conf in settings.tables.items() if conf.layer == "silver" and conf.built_by_runner]:
     if lakehouse.exists(name):
         silver_counts[name] = lakehouse.read(name).count()
         quarantine = f"{name}_quarantine"

@@ -1,11 +1,14 @@
 """The ``medallion`` command.
 
     medallion run                 land the sample if nothing is landed, then build every table
+    medallion plan                what a run would do per table and why (no data read)
+    medallion backfill --from D --to D   rebuild one date range of tables and what is downstream
     medallion land --month 1      deliver one month of the sample into the landing folder
     medallion tables              every table: layer, rows, version, last update, description
     medallion sql "SELECT ..."    Spark SQL by logical table names (no query: interactive prompt)
     medallion history TABLE       the Delta commits of a table
     medallion maintain            OPTIMIZE and VACUUM every table
+    medallion docs                the pipeline's documentation site (static, offline)
 
 Failures print one line (``error: <Type>: <what and what to do>``) and exit non-zero; ``--verbose`` adds the
 full trace.
@@ -24,7 +27,7 @@ from typing import Any
 
 from pipelines import __version__
 from pipelines.config import Settings, load_settings
-from pipelines.errors import MedallionError
+from pipelines.errors import InvalidPipelineError, MedallionError, UsageError
 
 EPILOG = """\
 environment variables:
@@ -40,8 +43,31 @@ examples:
   medallion run                          # land the sample (first time), build all tables
   medallion land --month 1 --month 2     # deliver January and February only
   medallion run --select bronze.flights  # one table; 'bronze' = a layer; 'bronze.flights+' = and downstream
+  medallion plan                         # what a run would do and why, without running it
   medallion history bronze.flights
   medallion sql "SELECT * FROM gold.carrier_monthly_performance LIMIT 5"
+"""
+
+
+PLAN_EPILOG = """\
+what it compares: each build records in its Delta commit the input versions it read and a fingerprint of
+its transform's code (the function and the package code it uses), its declaration (inputs, write mode,
+keys) and its checks. Comments and descriptions do not count: they are applied without a rebuild.
+
+examples:
+  medallion plan                              # every table
+  medallion plan --select gold                # the gold tables only
+  medallion run --dry-run --select silver.flights+
+"""
+
+
+BACKFILL_EPILOG = """\
+which tables: those that declare `backfill: {column: <date column>, grain: day|month}` in conf/tables and
+are written with overwrite (the gold tables). A month table replaces every month the range overlaps.
+
+examples:
+  medallion backfill --from 2013-03-01 --to 2013-03-31                       # every backfillable table
+  medallion backfill --from 2013-03-01 --to 2013-03-31 --select gold.route_daily_stats
 """
 
 
@@ -81,6 +107,25 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild from all input rows instead of only those new since the last build (unchanged rows "
         "are still not rewritten)",
     )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="do not run: print what the run would do and why (the same as `medallion plan`)",
+    )
+
+    plan = sub.add_parser(
+        "plan",
+        help="what `medallion run` would do per table, and why, without running it (exit 2: invalid pipeline)",
+        description="Analyse the pipeline without reading data: apply every transform to empty DataFrames of "
+        "its inputs' schemas, check outputs against the declared columns and checks, then list per table "
+        "what a run would do and why: build (new), rebuild (transform, declaration or checks changed since "
+        "its last build, or its schema changes), update (new input commits), ingest (new landed files), "
+        "skip. Exit 0, or 2 with every problem listed when the pipeline is invalid.",
+        epilog=PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--select", action="append", metavar="SEL", help="as for run; repeatable")
+    plan.add_argument("--full-refresh", action="store_true", help="plan a run with --full-refresh")
 
     land = sub.add_parser(
         "land",
@@ -119,12 +164,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--force", action="store_true", help="resolve again even if the jars are present")
 
+    backfill = sub.add_parser(
+        "backfill",
+        help="rebuild one date range of tables and everything downstream (one replaceWhere commit each)",
+        description="Recompute the rows of a date range from all input rows and replace exactly that range "
+        "(one replaceWhere commit per table); rows outside it are not touched, and running it twice gives the "
+        "same tables. The selected tables and everything downstream are backfilled; a table that cannot be "
+        "replayed by range (bronze, MERGE tables, tables without a backfill declaration) is refused, with why, "
+        "before anything is written.",
+        epilog=BACKFILL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument(
+        "--from", dest="date_from", required=True, metavar="DATE", help="first day, YYYY-MM-DD"
+    )
+    backfill.add_argument("--to", dest="date_to", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
+    backfill.add_argument(
+        "--select",
+        action="append",
+        metavar="SEL",
+        help="a table, a layer or TABLE+ (downstream is always included); default: every table that "
+        "declares a backfill; repeatable",
+    )
+    backfill.add_argument(
+        "--run-id", help="identifier recorded with every write (default: time + random suffix)"
+    )
+
     tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
     tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
 
     hist = sub.add_parser("history", help="show a table's Delta commits, newest first")
     hist.add_argument("table", help="logical table name, e.g. bronze.flights")
     hist.add_argument("--limit", type=int, default=20, help="how many commits (default 20)")
+
+    docs = sub.add_parser(
+        "docs",
+        help="write the pipeline's documentation site (graph, tables, checks, history, model): static, offline",
+        description="Write a static HTML site that needs no network: the table graph (bronze, silver, gold, "
+        "ML) as a picture, a page per table (description, columns and comments, checks with their latest "
+        "result and a chart of failures per run, Delta history, quarantine counts, upstream and downstream "
+        "links) and a page for the model (versions, training table version, metrics, plots, champions). "
+        "Prints the path of index.html.",
+    )
+    docs.add_argument(
+        "--out", help="output folder (default: <state>/docs); an earlier build there is replaced"
+    )
 
     maintain = sub.add_parser(
         "maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table"
@@ -209,11 +293,78 @@ def _nothing_landed(settings: Settings) -> bool:
     return not any(list_landed(settings.landing_dir, s) for s in settings.sources.values())
 
 
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.plan import make_plan, plan_lines
+    from pipelines.runner import select_tables
+    from pipelines.session import decide_engine
+
+    select_tables(settings, args.select)  # a bad selection fails before Spark starts
+    info = decide_engine(settings)
+    _print(
+        f"plan  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}"
+    )
+    if _nothing_landed(settings):
+        _print("nothing is landed yet: `medallion run` would deliver the embedded sample first")
+    _print("starting Spark (no data is read) ...")
+    plan = make_plan(open_lakehouse(settings), args.select, full_refresh=args.full_refresh)
+    for line in plan_lines(plan):
+        _print(line)
+    return 0 if plan.valid else 2
+
+
+def _step_table() -> Any:
+    """The function that prints one line per step (the header before the first)."""
+    header: list[str] = [
+        f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail"
+    ]
+
+    def show(r: Any) -> None:
+        while header:
+            _print(header.pop())
+        version = "-" if r.version is None else str(r.version)
+        _print(
+            f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
+        )
+
+    return show
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.backfill import backfill_tables, parse_date, refusal, run_backfill
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.runner import new_run_id
+
+    start, end = parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to")
+    if start > end:
+        raise UsageError(f"--from {start} is after --to {end}")
+    tables = backfill_tables(settings, args.select)
+    run_id = args.run_id or new_run_id()
+    started = time.perf_counter()
+    _print(f"backfill {run_id}  {start}..{end}  {len(tables)} table(s): {', '.join(tables)}")
+    _print("starting Spark ...")
+    lh = open_lakehouse(settings)
+    refused = [(n, r) for n in tables if (r := refusal(lh, n)) is not None]
+    if refused:
+        for name, reason in refused:
+            _print(f"  refused {name}: {reason}")
+    results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
+    _print(
+        f"done: {len(results)} table(s), {sum(r.rows_written for r in results):,} rows written in "
+        f"{time.perf_counter() - started:.1f} s (backfill {run_id})"
+    )
+    if settings.ml.features_table in tables:
+        _print(f"note: predictions are not rescored by a backfill: medallion score --since {start}")
+    return 0
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
     from pipelines.runner import new_run_id, run_pipeline, select_tables
     from pipelines.session import decide_engine
 
+    if args.dry_run:
+        return cmd_plan(settings, args)
     tables = select_tables(settings, args.select)
     run_id = args.run_id or new_run_id()
     started = time.perf_counter()
@@ -227,14 +378,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     _print(f"engine: {info.engine}, because {info.reason}")
     _print("starting Spark ...")
     lh = open_lakehouse(settings)
-    _print(f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail")
-
-    def show(r: Any) -> None:
-        version = "-" if r.version is None else str(r.version)
-        _print(
-            f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
-        )
-
+    show = _step_table()
     results = run_pipeline(lh, tables, run_id, on_step=show, full_refresh=args.full_refresh)
     written = sum(r.rows_written for r in results)
     built = sum(1 for r in results if r.status == "ok")
@@ -242,6 +386,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
         f"{time.perf_counter() - started:.1f} s (run {run_id})"
     )
+    args.run_id = run_id  # the post-run steps record it too
     for hook in _post_run_hooks():
         hook(settings, args, tables, lh)
     return 0
@@ -253,7 +398,7 @@ def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    # Declared tables, then gold.dq_results, bronze.ingest_manifest and the quarantine tables that exist.
+    # Every declared table (system tables too), quarantine tables once they exist.
     _print(f"{'table':<32} {'layer':<7} {'rows':>10} {'version':>8}  {'last update (UTC)':<20} description")
     for name in listed_tables(lh, args.layer):
         description = table_description(lh, name)
@@ -272,7 +417,7 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    settings.table(args.table) if args.table != "bronze.ingest_manifest" else None
+    settings.table(args.table)  # every table is declared, system tables too: a typo lists close matches
     _print(f"{'version':>7}  {'time (UTC)':<19}  {'operation':<14} {'run id':<26} metrics")
     for c in lh.history(args.table, limit=args.limit):
         when = datetime.fromtimestamp((c["timestamp"] or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -282,12 +427,27 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.docs.site import build_site
+    from pipelines.lakehouse import open_lakehouse
+
+    out = Path(args.out).absolute() if args.out else settings.state_dir / "docs"
+    _print("starting Spark ...")
+    lh = open_lakehouse(settings)
+    site = build_site(lh, out)
+    _print(f"{len(site.pages)} page(s) written in {site.seconds:.1f} s")
+    _print(f"docs: {site.index}")
+    return 0
+
+
 def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.analyst.catalog import listed_tables
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    every = listed_tables(lh)  # declared tables, DQ results, manifest, predictions, quarantines
+    every = listed_tables(lh)  # every declared table (system tables too), existing quarantines
     names = args.table or every
     for name in names:
         if name not in every:
@@ -309,6 +469,9 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "plan": cmd_plan,
+    "backfill": cmd_backfill,
+    "docs": cmd_docs,
     "land": cmd_land,
     "setup": cmd_setup,
     "tables": cmd_tables,
@@ -328,6 +491,15 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env)
         func = getattr(args, "func", None) or COMMANDS[args.command]
         return int(func(settings, args))
+    except InvalidPipelineError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        if args.command == "plan" or getattr(args, "dry_run", False):  # the plan lists every problem
+            _print(f"the pipeline is invalid: {len(exc.problems)} problem(s)")
+            for problem in exc.problems:
+                _print(f"  - {problem}")
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
     except MedallionError as exc:
         if args.verbose:
             traceback.print_exc()

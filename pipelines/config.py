@@ -29,7 +29,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, InvalidPipelineError
 
 LAYERS = ("bronze", "silver", "gold")
 ENGINES = ("auto", "native", "offline")
@@ -39,6 +39,7 @@ REDELIVERY_POLICIES = ("reingest", "skip", "fail")
 # How bronze takes landed files: manifest (pipelines/lakehouse/ingest.py, runs anywhere) or autoloader
 # (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
 INGEST_MODES = ("manifest", "autoloader")
+BACKFILL_GRAINS = ("day", "month")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,17 @@ class ExpectationConf:
 
 
 @dataclass(frozen=True)
+class BackfillConf:
+    """How ``medallion backfill --from --to`` replays a date range of a table (one replaceWhere commit).
+
+    ``column``: the table's date column the range applies to; ``grain``: ``day`` (a row per date) or ``month``
+    (a row per month, dated by its first day: a range replaces every month it overlaps)."""
+
+    column: str
+    grain: str = "day"
+
+
+@dataclass(frozen=True)
 class TableConf:
     """One table, declared once: the runner, the jobs and the docs all read this."""
 
@@ -148,8 +160,27 @@ class TableConf:
     properties: Mapping[str, str] = field(default_factory=dict)
     # Data-quality checks, run on every batch before it is written (pipelines/dq).
     expectations: tuple[ExpectationConf, ...] = ()
+    # A date range of the table can be rebuilt alone (``medallion backfill``); unset: it cannot.
+    backfill: BackfillConf | None = None
+    # Set for the tables the pipeline writes about itself rather than builds with a transform: which part
+    # writes it (one of pipelines.system.ROLES: dq_results, ingest_manifest, predictions, pipeline_events,
+    # quarantine). ``medallion run`` never builds them; tables, history, sql, maintain and docs serve them.
+    system: str | None = None
     # The YAML file that declares the table (filled in by the loader, for error messages).
     declared_in: str = ""
+
+    @property
+    def built_by_runner(self) -> bool:
+        return self.system is None
+
+
+@dataclass(frozen=True)
+class QuarantineConf:
+    """The declaration every quarantine table shares: ``<table>_quarantine`` exists for each table with a
+    ``quarantine`` check, in that table's layer. ``{table}`` in the description names the guarded table."""
+
+    description: str = "Rows of {table} that failed a quarantine check, with the checks they failed"
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -220,6 +251,7 @@ class Settings:
     paths: PathsConf = field(default_factory=PathsConf)
     sources: Mapping[str, SourceConf] = field(default_factory=dict)
     tables: Mapping[str, TableConf] = field(default_factory=dict)
+    quarantine: QuarantineConf = field(default_factory=QuarantineConf)
     ml: MLConf = field(default_factory=MLConf)
 
     # ---- resolved paths -------------------------------------------------------------------------
@@ -252,6 +284,15 @@ class Settings:
             raise ConfigError(
                 f"unknown table {name!r}: it is declared in no file of {self.conf_dir}/tables.{hint}"
             ) from None
+
+    def system_table(self, role: str) -> str:
+        """The declared name of the system table written by ``role`` (``dq_results``, ``pipeline_events``, ...)."""
+        for name, table in self.tables.items():
+            if table.system == role:
+                return name
+        raise ConfigError(
+            f"no table of {self.conf_dir}/tables declares `system: {role}`; declare it (see conf/tables/system.yml)"
+        )
 
 
 # ---- loading ----------------------------------------------------------------------------------------
@@ -326,7 +367,7 @@ def _convert(tp: Any, value: Any, where: str, source: str) -> Any:
                     hints[name], value[name], f"{where}.{name}" if where else name, source
                 )
         try:
-            return tp(**kwargs)
+            return tp(**kwargs)  # type: ignore[operator]
         except TypeError as exc:
             missing = [
                 f.name
@@ -428,32 +469,64 @@ def _validate(settings: Settings) -> None:
             )
         if not source.columns:
             raise ConfigError(f"{src}: sources.{name}.columns must list the columns the source delivers")
+    problems = table_problems(settings)
+    if problems:
+        raise InvalidPipelineError(problems)
+
+
+def table_problems(settings: Settings) -> list[str]:
+    """Every mistake in the table declarations at once (names, layers, write modes, inputs, checks, system
+    tables); ``medallion plan`` lists them all, loading refuses the configuration with all of them."""
+    from pipelines import system
+    from pipelines.dq.spec import validate_table_expectations
+
+    src = f"{settings.conf_dir} (env {settings.env})"
+    found: list[str] = []
     for name, table in settings.tables.items():
+        where = f"{table.declared_in or src}: table {name}"
         layer, _, short = name.partition(".")
         if layer not in LAYERS or not short:
-            raise ConfigError(
-                f"{src}: table name {name!r} must be <layer>.<table> with layer one of {LAYERS}"
-            )
-        if table.layer != layer:
-            raise ConfigError(
-                f"{src}: table {name} declares layer {table.layer!r} but its name says {layer!r}"
-            )
+            found.append(f"{where}: a table name is <layer>.<table> with layer one of {', '.join(LAYERS)}")
+        elif table.layer != layer:
+            found.append(f"{where} declares layer {table.layer!r} but its name says {layer!r}")
         if table.write.mode not in WRITE_MODES:
-            raise ConfigError(
-                f"{src}: tables.{name}.write.mode is {table.write.mode!r}; allowed: {', '.join(WRITE_MODES)}"
-            )
+            found.append(f"{where}: write.mode is {table.write.mode!r}; allowed: {', '.join(WRITE_MODES)}")
         if table.write.mode == "merge" and not table.write.keys:
-            raise ConfigError(f"{src}: tables.{name} is written with merge but declares no write.keys")
+            found.append(f"{where} is written with merge but declares no write.keys")
         if table.source is not None and table.source not in settings.sources:
-            raise ConfigError(f"{src}: tables.{name}.source {table.source!r} is not declared under sources")
-        if table.source is None and table.transform is None:
-            raise ConfigError(f"{src}: tables.{name} needs either a source (bronze) or a transform")
+            found.append(f"{where}: source {table.source!r} is not declared under sources")
+        if table.system is None and table.source is None and table.transform is None:
+            found.append(f"{where} needs either a source (bronze) or a transform")
         for dep in table.inputs:
             if dep not in settings.tables:
-                raise ConfigError(f"{src}: tables.{name}.inputs names {dep!r}, which is not declared")
-    from pipelines.dq.spec import validate_expectations
+                found.append(f"{where}: inputs names {dep!r}, which is not declared")
+        if table.backfill is not None:
+            if table.backfill.grain not in BACKFILL_GRAINS:
+                found.append(
+                    f"{where}: backfill.grain is {table.backfill.grain!r}; allowed: {', '.join(BACKFILL_GRAINS)}"
+                )
+            if table.columns and table.backfill.column not in table.columns:
+                found.append(f"{where}: backfill.column {table.backfill.column!r} is not a declared column")
+        try:
+            validate_table_expectations(settings, name, table)
+        except ConfigError as exc:
+            found.append(str(exc))
+    return found + system.problems(settings)
 
-    validate_expectations(settings)
+
+def with_quarantine_tables(settings: Settings, declared_in: str = "") -> Settings:
+    """``settings`` with the quarantine table of every table that has a quarantine check, declared by the
+    ``quarantine:`` template (an explicit declaration of the same name is an error)."""
+    from pipelines.system import quarantine_tables
+
+    derived = quarantine_tables(settings, declared_in)
+    clash = sorted(set(derived) & set(settings.tables))
+    if clash:
+        raise ConfigError(
+            f"{settings.tables[clash[0]].declared_in}: {clash[0]} is declared by the quarantine: template; "
+            "remove its own declaration"
+        )
+    return dataclasses.replace(settings, tables=types.MappingProxyType({**settings.tables, **derived}))
 
 
 def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
@@ -483,6 +556,8 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         _check_keys(Settings, data, "", str(path))
         for table_name in data.get("tables") or {}:
             declared_in.setdefault(str(table_name), str(path))
+        if "quarantine" in data:
+            declared_in.setdefault("quarantine:", str(path))
         merged = _deep_merge(merged, data)
 
     settings = _convert(Settings, merged, "", f"{directory} (env {env})")
@@ -497,6 +572,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
             }
         ),
     )
+    settings = with_quarantine_tables(settings, declared_in.get("quarantine:", ""))
     path_overrides = {
         key: os.environ[var]
         for key, var in (

@@ -20,6 +20,15 @@ class ConfigError(MedallionError):
     exit_code = 2
 
 
+class InvalidPipelineError(ConfigError):
+    """The declared pipeline cannot run: every problem found is in :attr:`problems` (one line each)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        more = f" (and {len(problems) - 1} more: medallion plan lists them all)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0]}{more}" if problems else "the pipeline is invalid")
+
+
 class UsageError(MedallionError):
     """A command was called with arguments that cannot work (unknown table, bad selection, ...)."""
 

@@ -7,17 +7,18 @@ name a table (``bronze.flights``), a layer (``bronze``), or a table and everythi
 
 from __future__ import annotations
 
-import importlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pipelines.config import LAYERS, Settings
+from pipelines.config import LAYERS, Settings, TableConf
 from pipelines.errors import ConfigError, UsageError
-from pipelines.lakehouse import Lakehouse, MergeSpec
+from pipelines.fingerprint import KEY as FINGERPRINT_KEY
+from pipelines.fingerprint import Fingerprint, fingerprint, load_transform
+from pipelines.lakehouse import Lakehouse, MergeSpec, WriteResult
 from pipelines.lakehouse.base import NON_DATA_OPERATIONS
 from pipelines.outputs import TableOutput
 
@@ -28,12 +29,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StepResult:
     table: str
-    status: str  # "ok", "nothing new", "failed"
+    status: str  # "ok" (written), "skipped" (nothing to do), "failed"
     rows_read: int | None
     rows_written: int
     seconds: float
     version: int | None
     detail: str = ""
+    # Why the step ran (or was skipped): new input commits, transform changed, ... (the event log keeps it).
+    reason: str = ""
+    error: str = ""  # the error class of a failed step
 
 
 def new_run_id() -> str:
@@ -81,7 +85,9 @@ def downstream(settings: Settings, root: str) -> set[str]:
 
 
 def select_tables(settings: Settings, selectors: Iterable[str] | None) -> list[str]:
-    order = topological_order(settings)
+    """The tables ``medallion run`` builds for ``selectors``, in dependency order. System tables (DQ results,
+    event log, ...) are written by the parts that own them, never selected."""
+    order = [n for n in topological_order(settings) if settings.tables[n].built_by_runner]
     selectors = [s for s in (selectors or []) if s]
     if not selectors:
         return order
@@ -92,6 +98,11 @@ def select_tables(settings: Settings, selectors: Iterable[str] | None) -> list[s
         elif sel.endswith("+"):
             settings.table(sel[:-1])
             chosen |= downstream(settings, sel[:-1])
+        elif sel in settings.tables and not settings.tables[sel].built_by_runner:
+            raise UsageError(
+                f"--select {sel!r}: a system table ({settings.tables[sel].system}), written by the pipeline "
+                "itself, not built by a transform; select the tables that feed it"
+            )
         elif sel in settings.tables:
             chosen.add(sel)
         else:
@@ -104,10 +115,8 @@ def select_tables(settings: Settings, selectors: Iterable[str] | None) -> list[s
 
 
 def _load_transform(path: str) -> Callable[..., object]:
-    module_name, _, func = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
-        return getattr(module, func)  # type: ignore[no-any-return]
+        return load_transform(path)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"transform {path!r} cannot be imported: {exc}") from None
 
@@ -145,22 +154,50 @@ def replace_predicate(column: str, values: Iterable[object]) -> str:
 
 
 INPUTS_KEY = "medallion.inputs"
+RUN_KEY = "medallion.run_id"
+# Marks the commit of a rebuild (changed fingerprint or schema): downstream tables then read all its rows.
+REBUILT_KEY = "medallion.rebuilt"
 
 
-def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
-    """Input versions recorded by the table's last pipeline write (None: never built, or unknown)."""
+@dataclass(frozen=True)
+class LastBuild:
+    """What the table's last pipeline build recorded in its commit."""
+
+    version: int
+    run_id: str
+    inputs: dict[str, int] | None
+    fingerprint: Fingerprint | None
+
+
+def last_build(lh: Lakehouse, name: str) -> LastBuild | None:
+    """The newest commit of a runner build (it carries the input versions); None: never built by the runner.
+
+    Backfills and maintenance do not record input versions, so they never count as a build."""
     import json
 
     if not lh.exists(name):
         return None
     for commit in lh.history(name):
         raw = commit["custom"].get(INPUTS_KEY)
-        if raw:
-            try:
-                return {str(k): int(v) for k, v in json.loads(raw).items()}
-            except (ValueError, TypeError, AttributeError):
-                return None
+        if not raw:
+            continue
+        try:
+            inputs: dict[str, int] | None = {str(k): int(v) for k, v in json.loads(raw).items()}
+        except (ValueError, TypeError, AttributeError):
+            inputs = None
+        return LastBuild(
+            int(commit["version"]),
+            str(commit["custom"].get(RUN_KEY, "")),
+            inputs,
+            Fingerprint.from_json(commit["custom"].get(FINGERPRINT_KEY)),
+        )
     return None
+
+
+def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
+    """Input versions recorded by the table's last pipeline write (None: never built, or unknown)."""
+    build = last_build(lh, name)
+    return None if build is None else build.inputs
 
 
 def _data_commits(lh: Lakehouse, dep: str, since: int, now: int) -> list[dict[str, Any]]:
@@ -179,6 +216,8 @@ def _changes_since(lh: Lakehouse, dep: str, since: int, now: int, df: DataFrame)
     commits = _data_commits(lh, dep, since, now)
     if "_run_id" not in df.columns or any(not c["custom"].get("medallion.run_id") for c in commits):
         return None
+    if any(c["custom"].get(REBUILT_KEY) for c in commits):
+        return None  # a rebuild may have removed rows: the changed rows alone would not say which
     run_ids = sorted({str(c["custom"]["medallion.run_id"]) for c in commits})
     return df.where(F.col("_run_id").isin(run_ids))
 
@@ -188,41 +227,164 @@ def _input_changed(lh: Lakehouse, dep: str, since: int, now: int) -> bool:
     return bool(_data_commits(lh, dep, since, now))
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a run does with a table, and why.
+
+    ``build``: the table does not exist; ``rebuild``: its transform, declaration or checks changed (or its
+    output schema): every row is recomputed from all input rows and the whole table is replaced (schema too);
+    ``reread``: ``--full-refresh``: all input rows are read, the table is written as declared (a MERGE still
+    rewrites only rows that changed); ``update``: only input rows written since the last build are read;
+    ``skip``: nothing changed."""
+
+    action: str
+    reasons: tuple[str, ...]
+
+    @property
+    def full(self) -> bool:
+        return self.action in ("build", "rebuild", "reread")
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def table_fingerprint(settings: Settings, conf: TableConf) -> Fingerprint:
+    try:
+        return fingerprint(conf, settings.sources.get(conf.source) if conf.source else None)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"transform {conf.transform!r} cannot be imported: {exc}") from None
+
+
+def decide(
+    lh: Lakehouse,
+    name: str,
+    *,
+    full_refresh: bool = False,
+    upstream: Iterable[str] | Mapping[str, str] = (),
+    current: Fingerprint | None = None,
+) -> Decision:
+    """What ``medallion run`` would do with the transform table ``name`` now. ``upstream``: inputs that will
+    change before it runs (the plan's view; a mapping gives each one's action); ``current``: the fingerprint,
+    when already computed."""
+    settings = lh.settings
+    conf = settings.table(name)
+    build = last_build(lh, name)
+    if not lh.exists(name):
+        return Decision("build", ("new table",))
+    current = current or table_fingerprint(settings, conf)
+    changed = current.changes(build.fingerprint if build else None)
+    if build is None:
+        changed = ["no build by the pipeline recorded (no input versions in its commits)"]
+    if changed:
+        return Decision("rebuild", tuple(changed))
+    if full_refresh:
+        return Decision("reread", ("--full-refresh",))
+    assert build is not None
+    reasons = []
+    coming = upstream if isinstance(upstream, Mapping) else dict.fromkeys(upstream, "update")
+    for dep in conf.inputs:
+        if coming.get(dep) in ("build", "rebuild"):
+            reasons.append(f"{dep} is rebuilt first: all its rows are read")
+            continue
+        if dep in coming:
+            reasons.append(f"{dep} may change first")
+            continue
+        now = lh.version(dep)
+        if now is None:
+            continue
+        if build.inputs is None or dep not in build.inputs:
+            reasons.append(f"new input {dep}")
+            continue
+        commits = _data_commits(lh, dep, build.inputs[dep], now)
+        if any(c["custom"].get(REBUILT_KEY) for c in commits):
+            reasons.append(f"{dep} was rebuilt: all its rows are read")
+        elif commits:
+            reasons.append(f"{len(commits)} new commit(s) in {dep}")
+    if reasons:
+        return Decision("update", tuple(reasons))
+    return Decision("skip", ("inputs unchanged",))
+
+
+def written_schema(df: DataFrame) -> Any:
+    """The schema a batch is written with: without the in-flight ``__`` columns."""
+    from pyspark.sql.types import StructType
+
+    return StructType([f for f in df.schema.fields if not f.name.startswith("__")])
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    retyped: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return "breaking" if self.removed or self.retyped else "additive"
+
+    def __str__(self) -> str:
+        parts = [f"+{c}" for c in self.added] + [f"-{c}" for c in self.removed] + list(self.retyped)
+        return f"schema change ({self.kind}): {', '.join(parts)}"
+
+
+def schema_change(stored: Any, new: Any) -> SchemaChange | None:
+    """How ``new`` differs from ``stored`` (names and types; nullability and comments do not count)."""
+    old = {f.name: f.dataType.simpleString() for f in stored.fields}
+    now = {f.name: f.dataType.simpleString() for f in new.fields}
+    added = tuple(c for c in now if c not in old)
+    removed = tuple(c for c in old if c not in now)
+    retyped = tuple(f"{c} {old[c]} -> {now[c]}" for c in now if c in old and old[c] != now[c])
+    return SchemaChange(added, removed, retyped) if added or removed or retyped else None
+
+
+def call_transform(
+    transform: Callable[..., object],
+    conf: TableConf,
+    frames: Mapping[str, DataFrame],
+    changes: Mapping[str, DataFrame | None] | None,
+) -> tuple[DataFrame, TableOutput | None]:
+    """Call ``transform`` with one keyword per input (and ``changes`` when it takes it); (df, TableOutput)."""
+    import inspect
+
+    kwargs: dict[str, object] = {dep.partition(".")[2]: frames[dep] for dep in conf.inputs}
+    if "changes" in inspect.signature(transform).parameters:
+        kwargs["changes"] = changes
+    out = transform(**kwargs)
+    if isinstance(out, TableOutput):
+        return out.df, out
+    return out, None  # type: ignore[return-value]
+
+
+def _replace_where(out: TableOutput | None) -> str | None:
+    if out is None:
+        return None
+    if out.replace_values is not None:
+        column = out.replace_column or out.replace_values.columns[0]
+        values = [r[0] for r in out.replace_values.distinct().collect()]
+        return replace_predicate(column, values)
+    return out.replace_where
+
+
 def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False) -> StepResult:
     """Build one table: ingest for bronze, otherwise read inputs -> transform -> checks -> write as declared.
 
     A transform is called with one DataFrame per input (keyword = the input's short name, each read at the
     version current when the step starts). If it also takes a ``changes`` argument, it gets, per input, only
-    the rows written since this table was last built (by ``_run_id``), or None when the table is new or
-    ``full_refresh`` is set: incremental tables transform what is new and MERGE or replace it.
-    A table whose inputs did not change since its last build is skipped ("nothing new").
+    the rows written since this table was last built (by ``_run_id``), or None when every row is to be read
+    (new table, ``full_refresh``, changed fingerprint): incremental tables transform what is new and MERGE
+    or replace it. A table whose inputs and fingerprint did not change since its last build is skipped.
+    See :class:`Decision` for what each case writes.
     """
-    import inspect
     import json
-
-    from pipelines.dq.engine import IN_FLIGHT_PREFIX, TableChecks, describe
 
     settings = lh.settings
     conf = settings.table(name)
     started = time.perf_counter()
+    if not conf.built_by_runner:
+        raise UsageError(f"{name} is a system table ({conf.system}): medallion run does not build it")
     if conf.source is not None:
-        from pipelines.lakehouse.ingest import ingest_function
-
-        ingest = ingest_function(settings)  # storage.ingest: manifest (anywhere) or autoloader (Databricks)
-        res = ingest(lh, name, conf, conf.source, settings.sources[conf.source], run_id)
-        files = res.files_new + res.files_redelivered
-        detail = f"{files} file(s) ingested, {res.files_skipped} already in"
-        if res.files_redelivered:
-            detail += f", {res.files_redelivered} re-delivered"
-        return StepResult(
-            name,
-            "ok" if files else "nothing new",
-            res.rows_written,
-            res.rows_written,
-            time.perf_counter() - started,
-            res.version,
-            detail,
-        )
+        return _ingest(lh, name, conf, run_id, started)
     assert conf.transform is not None
     transform = _load_transform(conf.transform)
     missing = [dep for dep in conf.inputs if not lh.exists(dep)]
@@ -232,39 +394,131 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
             f"run `medallion run --select {missing[0]}+` first"
         )
     versions = {dep: lh.version(dep) for dep in conf.inputs}
-    last = None if full_refresh else _last_inputs(lh, name)
-    if last is not None and all(
-        dep in last and not _input_changed(lh, dep, last[dep], v)
-        for dep, v in versions.items()
-        if v is not None
-    ):
+    current = table_fingerprint(settings, conf)
+    decision = decide(lh, name, full_refresh=full_refresh, current=current)
+    if decision.action == "skip":
+        update_comments(lh, name, conf)
         return StepResult(
-            name, "nothing new", 0, 0, time.perf_counter() - started, lh.version(name), "inputs unchanged"
-        )
+            name, "skipped", 0, 0, time.perf_counter() - started, lh.version(name), "inputs unchanged",
+            decision.reason,
+        )  # fmt: skip
     frames = {dep: lh.read(dep, versions[dep]) for dep in conf.inputs}
-    kwargs: dict[str, object] = {dep.partition(".")[2]: frames[dep] for dep in conf.inputs}
-    if "changes" in inspect.signature(transform).parameters:
-        kwargs["changes"] = {
+    last = None if decision.full else _last_inputs(lh, name)
+    changes = None
+    if last is not None:
+        changes = {
             dep.partition(".")[2]: (
                 None
-                if last is None or dep not in last or versions[dep] is None
+                if dep not in last or versions[dep] is None
                 else _changes_since(lh, dep, last[dep], versions[dep] or 0, frames[dep])
             )
             for dep in conf.inputs
         }
-    out = transform(**kwargs)
-    replace_where = None
-    if isinstance(out, TableOutput):
-        if out.replace_values is not None:
-            column = out.replace_column or out.replace_values.columns[0]
-            values = [r[0] for r in out.replace_values.distinct().collect()]
-            out = TableOutput(out.df, replace_where=replace_predicate(column, values))
-        out, replace_where = out.df, out.replace_where
     from pyspark.sql import functions as F
 
+    df, out = call_transform(transform, conf, frames, changes)
     # Every table row carries the run that last wrote it: downstream tables read their changes by it.
-    df = out.withColumn("_run_id", F.lit(run_id))
-    commit = {"medallion.run_id": run_id, INPUTS_KEY: json.dumps(versions, sort_keys=True)}
+    df = df.withColumn("_run_id", F.lit(run_id))
+    if decision.action in ("update", "reread"):
+        change = schema_change(lh.schema(name), written_schema(df))
+        if change is not None:  # the output no longer fits the table: rebuild it whole
+            decision = Decision("rebuild", (*decision.reasons, str(change)))
+            df, out = call_transform(transform, conf, frames, None)
+            df = df.withColumn("_run_id", F.lit(run_id))
+    replace_where = None if decision.action == "rebuild" else _replace_where(out)
+    commit = {
+        RUN_KEY: run_id,
+        INPUTS_KEY: json.dumps(versions, sort_keys=True),
+        FINGERPRINT_KEY: current.as_json(),
+    }
+    if decision.action == "rebuild":
+        commit[REBUILT_KEY] = decision.reason
+
+    def write(to_write: DataFrame) -> WriteResult:
+        if decision.action == "rebuild":  # whole table, schema and all, whatever the declared write mode
+            return lh.write(
+                to_write, name, "overwrite", partition_by=conf.write.partition_by, overwrite_schema=True,
+                description=conf.description, commit_info=commit,
+            )  # fmt: skip
+        if conf.write.mode == "merge" and lh.exists(name):
+            spec = MergeSpec(keys=conf.write.keys, update_condition=conf.write.update_condition)
+            return lh.merge(to_write, name, spec, commit_info=commit)
+        return lh.write(
+            to_write,
+            name,
+            "overwrite" if conf.write.mode == "merge" else conf.write.mode,
+            partition_by=conf.write.partition_by,
+            replace_where=replace_where,
+            description=conf.description,
+            commit_info=commit,
+        )
+
+    written = check_and_write(lh, name, conf, df, run_id, write)
+    detail = written.detail
+    if decision.action == "rebuild":
+        detail = f"rebuilt ({decision.reason}); {detail}"
+    return StepResult(
+        name,
+        "ok",
+        None,
+        written.rows(replaced=replace_where is not None),
+        time.perf_counter() - started,
+        written.result.version,
+        detail.strip("; "),
+        decision.reason,
+    )
+
+
+def _ingest(lh: Lakehouse, name: str, conf: TableConf, run_id: str, started: float) -> StepResult:
+    from pipelines.lakehouse.ingest import ingest_function
+
+    settings = lh.settings
+    assert conf.source is not None
+    ingest = ingest_function(settings)  # storage.ingest: manifest (anywhere) or autoloader (Databricks)
+    res = ingest(lh, name, conf, conf.source, settings.sources[conf.source], run_id)
+    files = res.files_new + res.files_redelivered
+    detail = f"{files} file(s) ingested, {res.files_skipped} already in"
+    if res.files_redelivered:
+        detail += f", {res.files_redelivered} re-delivered"
+    return StepResult(
+        name,
+        "ok" if files else "skipped",
+        res.rows_written,
+        res.rows_written,
+        time.perf_counter() - started,
+        res.version,
+        detail,
+        f"{files} landed file(s) new or re-delivered" if files else "no new landed file",
+    )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`check_and_write` did: the write's result, the one-line check summary, and the rows of the
+    batch that were written (known when the table has checks: a replaceWhere write on the offline engine
+    also rewrites the other rows of the files it touches, which its own count includes)."""
+
+    result: WriteResult
+    detail: str
+    batch_rows: int | None
+
+    def rows(self, replaced: bool) -> int:
+        if replaced and self.batch_rows is not None:
+            return self.batch_rows
+        return self.result.rows_written + self.result.rows_updated
+
+
+def check_and_write(
+    lh: Lakehouse,
+    name: str,
+    conf: TableConf,
+    df: DataFrame,
+    run_id: str,
+    write: Callable[[DataFrame], WriteResult],
+) -> Written:
+    """The table's checks on ``df``, then ``write`` (the rows that passed), quarantine and DQ results, then
+    the declared comments."""
+    from pipelines.dq.engine import IN_FLIGHT_PREFIX, TableChecks, describe
 
     checks = TableChecks(lh, name, conf, run_id)
     prepared = checks.prepare(df)
@@ -278,23 +532,7 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
         if column in to_write.columns:
             to_write = to_write.withMetadata(column, {"comment": comment})
     try:
-        if conf.write.mode == "merge" and lh.exists(name):
-            result = lh.merge(
-                to_write,
-                name,
-                MergeSpec(keys=conf.write.keys, update_condition=conf.write.update_condition),
-                commit_info=commit,
-            )
-        else:
-            result = lh.write(
-                to_write,
-                name,
-                "overwrite" if conf.write.mode == "merge" else conf.write.mode,
-                partition_by=conf.write.partition_by,
-                replace_where=replace_where,
-                description=conf.description,
-                commit_info=commit,
-            )
+        result = write(to_write)
     except Exception as exc:
         dq_error = checks.failed_write(exc)
         if dq_error is not None:
@@ -308,15 +546,22 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
         detail += f"; {checks.quarantined:,} quarantined"
     if result.rows_updated:
         detail = f"{result.rows_updated:,} updated; " + detail
-    return StepResult(
-        name,
-        "ok",
-        None,
-        result.rows_written + result.rows_updated,
-        time.perf_counter() - started,
-        result.version,
-        detail.strip("; "),
-    )
+    checked = max((o.rows_checked for o in [*outcomes, *checks.dataset_outcomes]), default=None)
+    kept = None if checked is None else checked - checks.quarantined - checks.dropped
+    return Written(result, detail, kept)
+
+
+def update_comments(lh: Lakehouse, name: str, conf: TableConf) -> bool:
+    """Apply the declared description and column comments when the table's differ (no data is written)."""
+    if not (conf.columns or conf.description):
+        return False
+    fields = {f.name: f.metadata.get("comment") for f in lh.schema(name).fields}
+    stale = {c: text for c, text in conf.columns.items() if c in fields and fields[c] != text}
+    described = lh.properties(name).get("comment", "") == conf.description
+    if not stale and described:
+        return False
+    lh.set_comments(name, None if described else conf.description, stale or None)
+    return True
 
 
 def run_pipeline(
@@ -326,14 +571,13 @@ def run_pipeline(
     on_step: Callable[[StepResult], None] | None = None,
     full_refresh: bool = False,
 ) -> list[StepResult]:
-    """Run ``tables`` in order; stops at the first failure (its exception propagates)."""
-    results = []
-    for name in tables:
-        result = run_table(lh, name, run_id, full_refresh=full_refresh)
-        results.append(result)
-        if on_step:
-            on_step(result)
-    return results
+    """Run ``tables`` in order; stops at the first failure (its exception propagates). Every step leaves a
+    row in the event log (``system: pipeline_events``), the failed one too."""
+    from pipelines.events import EventLog
+
+    return EventLog(lh, run_id, "run").run(
+        tables, lambda name: run_table(lh, name, run_id, full_refresh=full_refresh), on_step
+    )
 
 
 def identity(**inputs: DataFrame) -> DataFrame:

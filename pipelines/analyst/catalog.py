@@ -1,5 +1,5 @@
-"""What `medallion tables` lists: every declared table, the DQ results, the ingest manifest and the
-quarantine tables that exist, with cheap row counts."""
+"""What `medallion tables` lists: every declared table (system tables too: DQ results, ingest manifest,
+event log, predictions, and the quarantine tables that exist), with cheap row counts."""
 
 from __future__ import annotations
 
@@ -10,29 +10,14 @@ if TYPE_CHECKING:
 
 
 def listed_tables(lh: Lakehouse, layer: str | None = None) -> list[str]:
-    """Declared tables in declaration order, then the DQ results, the manifest and existing quarantines."""
+    """Declared tables by layer (bronze, silver, gold); quarantine tables only once they exist."""
     from pipelines.analyst.sql import known_tables
 
     return [n for n in known_tables(lh) if not layer or n.partition(".")[0] == layer]
 
 
 def description(lh: Lakehouse, name: str) -> str:
-    from pipelines.dq.engine import DQ_RESULTS, DQ_RESULTS_DESCRIPTION
-    from pipelines.lakehouse.ingest import MANIFEST, MANIFEST_DESCRIPTION
-
-    if name in lh.settings.tables:
-        return lh.settings.tables[name].description
-    if name == DQ_RESULTS:
-        return DQ_RESULTS_DESCRIPTION
-    if name == MANIFEST:
-        return MANIFEST_DESCRIPTION
-    if name == lh.settings.ml.predictions_table:
-        from pipelines.ml.score import DESCRIPTION
-
-        return DESCRIPTION
-    if name.endswith("_quarantine"):
-        return f"Rows of {name.removesuffix('_quarantine')} that failed a quarantine check, with the checks they failed"
-    return ""
+    return lh.settings.table(name).description
 
 
 def row_count(lh: Lakehouse, name: str) -> int:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pipelines.lakehouse import Lakehouse
 
 VIEW_SEPARATOR = "__"
-EXTRA_TABLES = ("gold.dq_results", "bronze.ingest_manifest")
 
 
 @dataclass(frozen=True)
@@ -146,20 +145,19 @@ def translate(sql: str, known: Sequence[str], physical: Callable[[str], str]) ->
 
 
 def known_names(settings: Settings) -> list[str]:
-    """Every name a query may use: declared tables, the DQ results, the ingest manifest, and the quarantine
-    table of every non-bronze table (which exists once a row has been quarantined); bronze, silver, gold."""
+    """Every name a query may use: the declared tables (system tables too: DQ results, the ingest manifest,
+    the event log, the predictions, the quarantine tables), bronze, silver, then gold."""
     from pipelines.config import LAYERS
-    from pipelines.dq.engine import quarantine_name
 
-    names = [*settings.tables, *EXTRA_TABLES, settings.ml.predictions_table]
-    names += [quarantine_name(n) for n in settings.tables if n.partition(".")[0] != "bronze"]
     rank = {layer: i for i, layer in enumerate(LAYERS)}
-    return sorted(names, key=lambda n: rank.get(n.partition(".")[0], len(rank)))
+    return sorted(settings.tables, key=lambda n: rank.get(n.partition(".")[0], len(rank)))
 
 
 def known_tables(lh: Lakehouse) -> list[str]:
     """The names of :func:`known_names`, without the quarantine tables that do not exist."""
-    return [n for n in known_names(lh.settings) if not n.endswith("_quarantine") or lh.exists(n)]
+    return [
+        n for n in known_names(lh.settings) if lh.settings.tables[n].system != "quarantine" or lh.exists(n)
+    ]
 
 
 def check(settings: Settings, sql: str) -> Translation:
@@ -205,7 +203,7 @@ def _prepare(lh: Lakehouse, sql: str) -> tuple[DataFrame, Translation]:
         try:
             df = lh.read(logical)
         except TableNotFoundError:
-            if logical.endswith("_quarantine"):
+            if lh.settings.tables[logical].system == "quarantine":
                 raise UsageError(
                     f"table {logical} does not exist: no row of {logical.removesuffix('_quarantine')} "
                     "has been quarantined"

@@ -14,6 +14,7 @@ examples:
   medallion dq results --table silver.flights --all-runs
   medallion dq report                       # GE Data Docs for every checked silver/gold table
   medallion dq report --out /tmp/dq --table silver.weather
+  medallion dq profile silver.weather       # null rates, ranges, value sets, keys -> candidate checks (YAML)
 """
 
 
@@ -35,6 +36,22 @@ def register(sub: Any) -> None:
     report.add_argument("--out", help="output folder (default: <state>/dq-report); replaced if it exists")
     report.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
     report.set_defaults(func=cmd_report)
+    prof = dq_sub.add_parser(
+        "profile",
+        help="profile a table and print candidate checks as YAML (the form of conf/tables/*.yml)",
+        description="Profile a table in two aggregate passes (null rates, numeric ranges, distinct counts, "
+        "exact value sets of low-cardinality columns, unique columns) and print candidate checks, all with "
+        "action warn, as an expectations: block to review and paste into conf/tables/*.yml.",
+    )
+    prof.add_argument("table", help="logical table name, e.g. silver.weather")
+    prof.add_argument("--version", type=int, help="Delta version to profile (default: the latest)")
+    prof.add_argument(
+        "--max-distinct",
+        type=int,
+        default=20,
+        help="propose in_set for at most this many values (default 20)",
+    )
+    prof.set_defaults(func=cmd_profile)
     results = dq_sub.add_parser("results", help="print the recorded check results (gold.dq_results)")
     results.add_argument("--table", metavar="NAME", help="only this table")
     results.add_argument("--run-id", help="this run (default: the latest run)")
@@ -69,17 +86,32 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(settings: Settings, args: argparse.Namespace) -> int:
+    import sys
+
+    from pipelines.dq.profile import profile, render
+    from pipelines.lakehouse import open_lakehouse
+
+    settings.table(args.table)  # a typo lists close matches before Spark starts
+    print("# starting Spark ...", file=sys.stderr, flush=True)
+    lh = open_lakehouse(settings)
+    version = args.version if args.version is not None else lh.version(args.table)
+    df = lh.read(args.table, version)
+    print(render(profile(df, args.table, version, args.max_distinct)), end="", flush=True)
+    return 0
+
+
 def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
-    from pipelines.dq.engine import DQ_RESULTS
     from pipelines.errors import UsageError
     from pipelines.lakehouse import open_lakehouse
 
     lh = open_lakehouse(settings)
-    if not lh.exists(DQ_RESULTS):
+    results = settings.system_table("dq_results")
+    if not lh.exists(results):
         raise UsageError("no data-quality results yet: run `medallion run` first")
-    df = lh.read(DQ_RESULTS)
+    df = lh.read(results)
     if args.table:
         settings.table(args.table)
         df = df.where(F.col("table_name") == args.table)

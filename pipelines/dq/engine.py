@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.dq.spec import CHECK_TYPES, check_columns
 from pipelines.errors import ConfigError, DataQualityError
+from pipelines.system import quarantine_name
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
     from pipelines.config import ExpectationConf, TableConf
     from pipelines.lakehouse import Lakehouse
 
-DQ_RESULTS = "gold.dq_results"
-DQ_RESULTS_DESCRIPTION = (
-    "One row per data-quality check per run: what was checked, how many rows failed, and the action"
-)
 FAILED_COLUMN = "_dq_failed"
 # In-flight columns (names starting with "__") are visible to checks and never written. __source_record, a
 # struct a transform may keep with the row as it arrived, is written to quarantine only.
@@ -47,26 +44,6 @@ SOURCE_RECORD = "__source_record"
 # A foreign key whose reference has at most this many keys is checked against a literal set (no join).
 FK_LITERAL_MAX = 100_000
 FAIL_MARKER = "[medallion-dq-fail]"
-
-DQ_RESULTS_DDL = (
-    "run_id STRING, table_name STRING, table_version BIGINT, check_name STRING, check_type STRING, "
-    "action STRING, columns STRING, rows_checked BIGINT, rows_failed BIGINT, passed BOOLEAN, "
-    "details STRING, checked_at TIMESTAMP"
-)
-DQ_RESULTS_COLUMNS = {
-    "run_id": "The pipeline run that checked the batch",
-    "table_name": "Logical name of the checked table (silver.flights, ...)",
-    "table_version": "Delta version of the table that this run wrote; null when a fail check stopped the write",
-    "check_name": "Name of the check as declared in conf/tables/*.yml",
-    "check_type": "not_null, between, in_set, regex, expression, foreign_key, unique, row_count, ...",
-    "action": "warn (kept), drop (removed), quarantine (moved to <table>_quarantine), fail (run stopped)",
-    "columns": "Columns the check looks at, comma-separated",
-    "rows_checked": "Rows of the batch the check saw",
-    "rows_failed": "Rows that failed it (for unique: surplus copies; for dataset checks: 0 or 1)",
-    "passed": "True when no row failed",
-    "details": "What was observed (bounds, newest value, previous row count, ...)",
-    "checked_at": "When the check ran (UTC)",
-}
 
 
 def _sql_literal(value: Any) -> str:
@@ -82,10 +59,6 @@ def _in_list(column: str, values: list[Any]) -> str:
     if not values:
         return "false"
     return f"`{column}` IN ({', '.join(_sql_literal(v) for v in values)})"
-
-
-def quarantine_name(table_name: str) -> str:
-    return f"{table_name}_quarantine"
 
 
 @dataclass
@@ -110,6 +83,38 @@ class Prepared:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
+def static_problems(
+    df: DataFrame, table_name: str, conf: TableConf, columns: list[str] | None = None
+) -> list[str]:
+    """What stops the table's checks from applying to batches shaped like ``df``: a column a check names is
+    missing, an expression does not analyse. Analysis only (no data is read; ``df`` may be empty)."""
+    from pyspark.sql import functions as F
+
+    columns = df.columns if columns is None else columns
+    where = f"{conf.declared_in or 'conf'}: table {table_name}"
+    found = []
+    for check in conf.expectations:
+        missing = [c for c in check_columns(check) if c not in columns]
+        if missing:
+            found.append(
+                f"{where}, check {check.name!r}: the batch has no column {missing[0]!r} "
+                f"(columns: {', '.join(c for c in columns if not c.startswith('__'))})"
+            )
+    exprs = [c for c in conf.expectations if c.type == "expression"]
+    try:  # all at once; one by one only to name the culprits
+        df.select(*[F.expr(c.expr or "") for c in exprs])
+        return found
+    except Exception:
+        pass
+    for check in exprs:
+        try:
+            df.select(F.expr(check.expr or ""))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            found.append(f"{where}, check {check.name!r}: expr {check.expr!r} does not apply: {first}")
+    return found
+
+
 class TableChecks:
     """The checks of one table for one run."""
 
@@ -129,14 +134,6 @@ class TableChecks:
         return f"{self.conf.declared_in or 'conf'}: table {self.table_name}, check {check.name!r}"
 
     # ---- compile ------------------------------------------------------------------------------------
-
-    def _check_columns_exist(self, columns: list[str], check: ExpectationConf) -> None:
-        missing = [c for c in check_columns(check) if c not in columns]
-        if missing:
-            raise ConfigError(
-                f"{self._where(check)}: the batch has no column {missing[0]!r} "
-                f"(columns: {', '.join(c for c in columns if not c.startswith('__'))})"
-            )
 
     def _passes(self, df: DataFrame, check: ExpectationConf) -> tuple[DataFrame, Column]:
         """(df, Column true when a row passes ``check``); foreign keys add a lookup column to df."""
@@ -174,7 +171,7 @@ class TableChecks:
             if small is not None:
                 # A hash-set lookup inside the projection: no join, no extra pass over the batch. Built as one
                 # SQL expression: Column.isin() would cost one JVM round trip per value.
-                return df, col.isNull() | F.expr(_in_list(check.column, small))
+                return df, col.isNull() | F.expr(_in_list(check.column or "", small))
             found = f"__fk_{check.name}"
             keys = (
                 self.lh.read(check.ref_table)
@@ -186,36 +183,15 @@ class TableChecks:
             return joined, col.isNull() | F.col(found).isNotNull()
         raise AssertionError(check.type)  # pragma: no cover (spec validation rejects other types)
 
-    def _check_expressions(self, df: DataFrame) -> None:
-        """Analyse every expression check (no data is read): all at once, one by one only to name a culprit."""
-        from pyspark.sql import functions as F
-
-        exprs = [c for c in self.conf.expectations if c.type == "expression"]
-        if not exprs:
-            return
-        try:
-            df.select(*[F.expr(c.expr or "") for c in exprs])
-            return
-        except Exception:
-            pass
-        for check in exprs:
-            try:
-                df.select(F.expr(check.expr or ""))
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ConfigError(
-                    f"{self._where(check)}: expr {check.expr!r} does not apply: {first}"
-                ) from None
-
     def prepare(self, df: DataFrame) -> Prepared:
         """Flag every row with the checks it fails (one projection) and split off the rows to keep."""
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
         columns = df.columns  # analyses the plan: once (each df.columns call costs an analysis)
-        for check in self.conf.expectations:
-            self._check_columns_exist(columns, check)
-        self._check_expressions(df)
+        problems = static_problems(df, self.table_name, self.conf, columns)
+        if problems:
+            raise ConfigError(problems[0])
         self._input_df = df
         original_columns = [c for c in columns if not c.startswith(IN_FLIGHT_PREFIX)]
         if not self.row_checks:
@@ -276,12 +252,13 @@ class TableChecks:
     # ---- dataset checks (before the write) ----------------------------------------------------------
 
     def _previous_rows(self, check: ExpectationConf) -> int | None:
-        if not self.lh.exists(DQ_RESULTS):
+        results = self.lh.settings.system_table("dq_results")
+        if not self.lh.exists(results):
             return None
         from pyspark.sql import functions as F
 
         row = (
-            self.lh.read(DQ_RESULTS)
+            self.lh.read(results)
             .where(
                 (F.col("table_name") == self.table_name)
                 & (F.col("check_name") == check.name)
@@ -463,12 +440,14 @@ class TableChecks:
             F.to_json(F.struct(*typed)).alias("record"),
             source.alias("source_record"),
         )
-        name = quarantine_name(self.table_name)
+        template = self.lh.settings.quarantine
+        for column, comment in template.columns.items():  # documented from the first commit
+            out = out.withMetadata(column, {"comment": comment})
         self.lh.write(
             out,
-            name,
+            quarantine_name(self.table_name),
             "append",
-            description=f"Rows of {self.table_name} that failed a quarantine check, with the checks they failed",
+            description=template.description.format(table=self.table_name),
             commit_info={"medallion.run_id": self.run_id},
         )
 
@@ -500,14 +479,9 @@ def record_results(
         )
         for o in outcomes
     ]
-    commit = {"medallion.run_id": run_id, "medallion.table": table_name}
-    if lh.exists(DQ_RESULTS):
-        lh.append_rows(DQ_RESULTS, rows, DQ_RESULTS_DDL, commit_info=commit)
-        return
-    df = lh.spark.createDataFrame(rows, DQ_RESULTS_DDL)
-    for column, comment in DQ_RESULTS_COLUMNS.items():  # documented from the first commit
-        df = df.withMetadata(column, {"comment": comment})
-    lh.write(df, DQ_RESULTS, "append", description=DQ_RESULTS_DESCRIPTION, commit_info=commit)
+    from pipelines.system import append_rows
+
+    append_rows(lh, "dq_results", rows, {"medallion.run_id": run_id, "medallion.table": table_name})
 
 
 def describe(outcomes: list[Outcome]) -> str:

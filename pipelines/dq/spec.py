@@ -144,23 +144,28 @@ def validate_expectation(table_name: str, table: TableConf, check: ExpectationCo
 def validate_expectations(settings: Settings) -> None:
     """Reject every YAML mistake in the declared checks, naming file, table and check."""
     for table_name, table in settings.tables.items():
-        seen: set[str] = set()
-        for check in table.expectations:
-            if check.name in seen:
+        validate_table_expectations(settings, table_name, table)
+
+
+def validate_table_expectations(settings: Settings, table_name: str, table: TableConf) -> None:
+    """The checks of one table: the first mistake raises ConfigError naming file, table and check."""
+    seen: set[str] = set()
+    for check in table.expectations:
+        if check.name in seen:
+            raise ConfigError(
+                f"{table.declared_in or 'conf'}: table {table_name} declares the check {check.name!r} twice"
+            )
+        seen.add(check.name)
+        validate_expectation(table_name, table, check)
+        if check.type == "foreign_key":
+            ref = settings.tables.get(check.ref_table or "")
+            if ref is None:
                 raise ConfigError(
-                    f"{table.declared_in or 'conf'}: table {table_name} declares the check {check.name!r} twice"
+                    f"{table.declared_in or 'conf'}: table {table_name}, check {check.name!r}: "
+                    f"ref_table {check.ref_table!r} is not a declared table"
                 )
-            seen.add(check.name)
-            validate_expectation(table_name, table, check)
-            if check.type == "foreign_key":
-                ref = settings.tables.get(check.ref_table or "")
-                if ref is None:
-                    raise ConfigError(
-                        f"{table.declared_in or 'conf'}: table {table_name}, check {check.name!r}: "
-                        f"ref_table {check.ref_table!r} is not a declared table"
-                    )
-                if ref.columns and check.ref_column not in ref.columns:
-                    raise ConfigError(
-                        f"{table.declared_in or 'conf'}: table {table_name}, check {check.name!r}: "
-                        f"{check.ref_table} has no column {check.ref_column!r}"
-                    )
+            if ref.columns and check.ref_column not in ref.columns:
+                raise ConfigError(
+                    f"{table.declared_in or 'conf'}: table {table_name}, check {check.name!r}: "
+                    f"{check.ref_table} has no column {check.ref_column!r}"
+                )

@@ -72,6 +72,9 @@ class Lakehouse:
     def create(self, name: str, schema: StructType, **kwargs: Any) -> WriteResult:
         return self.store.create(self.ref(name), schema, **kwargs)
 
+    def schema(self, name: str, version: int | None = None) -> StructType:
+        return self.store.schema(self.ref(name), version)
+
     def write(self, df: DataFrame, name: str, mode: str = "append", **kwargs: Any) -> WriteResult:
         return self.store.write(df, self.ref(name), mode, **kwargs)
 

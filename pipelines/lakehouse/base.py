@@ -197,6 +197,10 @@ class DeltaStore(ABC):
     def read(self, table: TableRef, version: int | None = None) -> DataFrame:
         """The table (optionally as of ``version``) as a Spark DataFrame, columns in schema order."""
 
+    def schema(self, table: TableRef, version: int | None = None) -> StructType:
+        """The table's schema from its Delta log (no data is read). Engines may answer without Spark."""
+        return self.read(table, version).schema
+
     @abstractmethod
     def create(
         self,

@@ -35,11 +35,6 @@ from pipelines.outputs import IngestResult
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-MANIFEST = "bronze.ingest_manifest"
-MANIFEST_DDL = (
-    "table string not null, file_name string not null, file_size long not null, file_modified_ms long not null, "
-    "bronze_version long not null, run_id string not null, status string not null, ingested_at timestamp not null"
-)
 FILES_KEY = "medallion.files"
 RUN_KEY = "medallion.run_id"
 
@@ -81,8 +76,17 @@ def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:
     return files
 
 
-def _manifest_df(lh: Lakehouse, rows: Sequence[tuple[Any, ...]]) -> DataFrame:
-    return lh.spark.createDataFrame(list(rows), MANIFEST_DDL)
+def manifest_table(lh: Lakehouse) -> str:
+    """The manifest's logical name: the table declared with ``system: ingest_manifest``."""
+    return lh.settings.system_table("ingest_manifest")
+
+
+def _write_manifest(lh: Lakehouse, rows: Sequence[tuple[Any, ...]]) -> None:
+    from pipelines.system import ROLES
+
+    name = manifest_table(lh)
+    df = lh.spark.createDataFrame(list(rows), ROLES["ingest_manifest"].ddl)
+    lh.write(df, name, "append", description=lh.settings.table(name).description)
 
 
 def reconcile_manifest(lh: Lakehouse, table: str) -> int:
@@ -91,10 +95,10 @@ def reconcile_manifest(lh: Lakehouse, table: str) -> int:
         return 0
     bronze_version = lh.version(table)
     recorded = -1
-    if lh.exists(MANIFEST):
+    if lh.exists(manifest_table(lh)):
         from pyspark.sql import functions as F
 
-        row = lh.read(MANIFEST).where(F.col("table") == table).agg(F.max("bronze_version")).first()
+        row = lh.read(manifest_table(lh)).where(F.col("table") == table).agg(F.max("bronze_version")).first()
         recorded = int(row[0]) if row and row[0] is not None else -1
     if bronze_version is None or bronze_version <= recorded:
         return 0
@@ -123,23 +127,18 @@ def reconcile_manifest(lh: Lakehouse, table: str) -> int:
                 )
             )
     if missing:
-        lh.write(_manifest_df(lh, missing), MANIFEST, "append", description=MANIFEST_DESCRIPTION)
+        _write_manifest(lh, missing)
     return len(missing)
-
-
-MANIFEST_DESCRIPTION = (
-    "Landed files ingested into bronze: one row per file and delivery (exactly-once bookkeeping)"
-)
 
 
 def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf) -> IngestPlan:
     landed = list_landed(lh.settings.landing_dir, source)
     seen: dict[str, set[tuple[int, int]]] = {}
-    if lh.exists(MANIFEST):
+    if lh.exists(manifest_table(lh)):
         from pyspark.sql import functions as F
 
         for r in (
-            lh.read(MANIFEST)
+            lh.read(manifest_table(lh))
             .where(F.col("table") == table)
             .select("file_name", "file_size", "file_modified_ms")
             .collect()
@@ -231,7 +230,7 @@ def ingest(
     now = datetime.fromtimestamp(time.time(), tz=UTC).replace(tzinfo=None)
     status = {f.name: "new" for f in plan.new} | {f.name: "redelivered" for f in plan.redelivered}
     rows = [(table, f.name, f.size, f.modified_ms, result.version, run_id, status[f.name], now) for f in todo]
-    lh.write(_manifest_df(lh, rows), MANIFEST, "append", description=MANIFEST_DESCRIPTION)
+    _write_manifest(lh, rows)
     return IngestResult(
         table, len(plan.new), len(plan.redelivered), len(plan.unchanged), result.rows_written, result.version
     )

@@ -193,8 +193,10 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
     if not lh.exists(table):
         print(f"ml: train and score skipped: {table} does not exist yet", flush=True)
         return
+    from pipelines.events import EventLog
     from pipelines.ml.score import resolve_model, score
     from pipelines.ml.train import train
+    from pipelines.runner import StepResult
 
     _quiet(args.verbose)
     current = lh.version(table)
@@ -220,7 +222,19 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             )
             return
     print(f"ml: scoring {table} with the champion ...", flush=True)
-    print_score_result(settings, score(settings, lh, run_id=getattr(args, "run_id", None)))
+    run_id = getattr(args, "run_id", None)
+    scored: list[Any] = []
+
+    def scoring() -> StepResult:
+        res = score(settings, lh, run_id=run_id)
+        scored.append(res)
+        why = f"champion v{res.model_version} scored {res.features_table} v{res.features_version}"
+        return StepResult(
+            target, "ok", res.rows_scored, res.rows_scored, res.seconds, res.table_version, "", why
+        )
+
+    EventLog(lh, run_id or "", "run").step(target, scoring)
+    print_score_result(settings, scored[0])
 
 
 def _trained_on(settings: Settings, table: str, version: int | None) -> str | None:

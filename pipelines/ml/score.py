@@ -30,9 +30,6 @@ PREDICTION_COLUMNS = (
     "model_version",
     "scored_at",
 )
-DESCRIPTION = (
-    "Delay predictions of the champion model: one row per flight (the latest scoring), MERGEd on flight_id"
-)
 
 
 @dataclass(frozen=True)
@@ -123,10 +120,14 @@ def score(
         "medallion.features_version": str(pinned),
     }
     target = conf.predictions_table
+    for column, comment in settings.table(target).columns.items():  # documented from the first commit
+        scored = scored.withMetadata(column, {"comment": comment})
     if lh.exists(target):
         result = lh.merge(scored, target, MergeSpec(keys=("flight_id",)), commit_info=commit)
     else:
-        result = lh.write(scored, target, "overwrite", description=DESCRIPTION, commit_info=commit)
+        result = lh.write(
+            scored, target, "overwrite", description=settings.table(target).description, commit_info=commit
+        )
     return ScoreResult(
         name, version, conf.features_table, pinned, rows, result.version, time.perf_counter() - started
     )

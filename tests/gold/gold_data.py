@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 UTC = dt.UTC
@@ -64,3 +65,33 @@ def flight(
         dep_delay is None,
         run_id,
     )
+
+
+def month_of_flights(year: int, month: int, days: int, run_id: str, rng: random.Random) -> tuple[list, list]:
+    """Four flights a day (two carriers, three routes) with their weather readings, 30% late, 5% cancelled."""
+    flights, weather = [], []
+    for day in range(1, days + 1):
+        for n, (carrier, origin, dest) in enumerate(
+            [("UA", "JFK", "LAX"), ("UA", "EWR", "ORD"), ("AA", "JFK", "LAX"), ("AA", "LGA", "ORD")]
+        ):
+            dep = dt.datetime(year, month, day, 12 + n, 0)
+            late = rng.random() < 0.3
+            cancelled = rng.random() < 0.05
+            flights.append(
+                flight(
+                    dep,
+                    carrier=carrier,
+                    number=100 + n,
+                    origin=origin,
+                    dest=dest,
+                    minutes=300 if dest == "LAX" else 150,
+                    dep_delay=None if cancelled else rng.randint(-5, 60 if late else 10),
+                    arr_delay=None if cancelled else rng.randint(15, 120) if late else rng.randint(-20, 14),
+                    tailnum=f"N{n}",
+                    run_id=run_id,
+                )
+            )
+            weather.append(
+                (origin, dep.replace(tzinfo=UTC), 40.0, rng.choice([5.0, 15.0, 35.0]), 0.0, 10.0, run_id)
+            )
+    return flights, weather

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from gold_data import AIRLINES_DDL, FLIGHTS_DDL, PLANES_DDL, WEATHER_DDL, flight
+from gold_data import AIRLINES_DDL, FLIGHTS_DDL, PLANES_DDL, WEATHER_DDL, flight, month_of_flights
 
 from pipelines.runner import _load_transform, run_table
 
@@ -19,43 +19,14 @@ GOLD = (
 UTC = dt.UTC
 
 
-def _month(year: int, month: int, days: int, run_id: str, rng: random.Random) -> tuple[list, list]:
-    flights, weather = [], []
-    for day in range(1, days + 1):
-        for n, (carrier, origin, dest) in enumerate(
-            [("UA", "JFK", "LAX"), ("UA", "EWR", "ORD"), ("AA", "JFK", "LAX"), ("AA", "LGA", "ORD")]
-        ):
-            dep = dt.datetime(year, month, day, 12 + n, 0)
-            late = rng.random() < 0.3
-            cancelled = rng.random() < 0.05
-            flights.append(
-                flight(
-                    dep,
-                    carrier=carrier,
-                    number=100 + n,
-                    origin=origin,
-                    dest=dest,
-                    minutes=300 if dest == "LAX" else 150,
-                    dep_delay=None if cancelled else rng.randint(-5, 60 if late else 10),
-                    arr_delay=None if cancelled else rng.randint(15, 120) if late else rng.randint(-20, 14),
-                    tailnum=f"N{n}",
-                    run_id=run_id,
-                )
-            )
-            weather.append(
-                (origin, dep.replace(tzinfo=UTC), 40.0, rng.choice([5.0, 15.0, 35.0]), 0.0, 10.0, run_id)
-            )
-    return flights, weather
-
-
 def _rows(df):
     return sorted((tuple(r) for r in df.drop("_run_id").collect()), key=repr)
 
 
 def test_new_month_replaces_only_what_it_affects_and_equals_a_full_rebuild(lakehouse, spark) -> None:
     rng = random.Random(7)
-    jan_f, jan_w = _month(2013, 1, 31, "r1", rng)
-    feb_f, feb_w = _month(2013, 2, 10, "r2", rng)
+    jan_f, jan_w = month_of_flights(2013, 1, 31, "r1", rng)
+    feb_f, feb_w = month_of_flights(2013, 2, 10, "r2", rng)
     planes = [("N0", 2001, dt.datetime(2012, 1, 1, tzinfo=UTC), None, True, "r1")]
     commit = lambda rid: {"medallion.run_id": rid}  # noqa: E731
     lakehouse.write(

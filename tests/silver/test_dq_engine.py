@@ -9,16 +9,19 @@ import pytest
 from dq_support import ROWS, check, with_table
 
 from pipelines.config import ExpectationConf
-from pipelines.dq.engine import DQ_RESULTS, quarantine_name
 from pipelines.errors import ConfigError, DataQualityError
 from pipelines.lakehouse import Lakehouse
 from pipelines.runner import run_table
+from pipelines.system import quarantine_name
 
 pytestmark = pytest.mark.fast
 
 
 def results(lh: Lakehouse, run_id: str) -> dict[str, Any]:
-    return {r["check_name"]: r for r in lh.read(DQ_RESULTS).where(f"run_id = '{run_id}'").collect()}
+    return {
+        r["check_name"]: r
+        for r in lh.read(lh.settings.system_table("dq_results")).where(f"run_id = '{run_id}'").collect()
+    }
 
 
 def ids(lh: Lakehouse, name: str = "silver.items") -> list[int]:

@@ -8,7 +8,6 @@ import io
 import json
 from typing import Any
 
-from pipelines.dq.engine import DQ_RESULTS
 from pipelines.landing import land_sample
 from pipelines.runner import run_pipeline, select_tables
 
@@ -69,7 +68,9 @@ def test_redelivered_month_updates_exactly_the_changed_rows(lakehouse_factory: A
 
     dq = {
         r["check_name"]: r
-        for r in lh.read(DQ_RESULTS).where("run_id = 'r2' AND table_name = 'silver.flights'").collect()
+        for r in lh.read(lh.settings.system_table("dq_results"))
+        .where("run_id = 'r2' AND table_name = 'silver.flights'")
+        .collect()
     }
     assert dq["well_formed"]["rows_failed"] == 1
     assert dq["well_formed"]["rows_checked"] == 27_005

@@ -47,6 +47,10 @@ class OfflineCore(DeltaStore):
         check_readable(table, dtable)
         return self._read_files(dtable, self._spark_schema(dtable), table_root(table))
 
+    def schema(self, table: TableRef, version: int | None = None) -> StructType:
+        """From the Delta log alone: no Spark job."""
+        return self._spark_schema(self._table(table, version))
+
     def _read_files(
         self, dtable: Any, schema: StructType, root: str, only: Collection[str] | None = None
     ) -> DataFrame:
