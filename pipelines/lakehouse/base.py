@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,15 +44,33 @@ NON_DATA_OPERATIONS = frozenset(
 
 
 def data_version(history: Sequence[Mapping[str, Any]], version: int) -> int:
-    """The version whose data ``version`` shows: the latest data commit at or before it (comment, property and
-    maintenance commits change no row)."""
-    for commit in sorted(history, key=lambda c: -int(c["version"])):
-        if (
-            int(commit["version"]) <= version
-            and (commit.get("operation") or "").upper() not in NON_DATA_OPERATIONS
-        ):
-            return int(commit["version"])
+    """The version whose rows ``version`` shows: ``version`` itself, or, when it is a comment, property or
+    maintenance commit, the data commit before it (those change no row)."""
+    operations = {int(c["version"]): (c.get("operation") or "").upper() for c in history}
+    while version > 0 and operations.get(version) in NON_DATA_OPERATIONS:
+        version -= 1
     return version
+
+
+#: commitInfo field where both engines keep a commit's custom metadata (a JSON object as a string), as
+#: delta-spark's ``userMetadata`` option and session setting do.
+USER_METADATA = "userMetadata"
+
+
+def parse_custom(commit_info: Mapping[str, Any], known: Collection[str] = ()) -> dict[str, Any]:
+    """A commit's custom metadata: ``userMetadata`` parsed (a JSON object, or kept as text), plus any other
+    field not in ``known`` (what earlier versions of the offline engine wrote at the top level)."""
+    import json
+
+    out = {k: v for k, v in commit_info.items() if k not in known and k != USER_METADATA}
+    raw = commit_info.get(USER_METADATA)
+    if raw:
+        try:
+            parsed = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            parsed = None
+        out.update(parsed if isinstance(parsed, dict) else {USER_METADATA: raw})
+    return out
 
 
 def new_write_id() -> str:

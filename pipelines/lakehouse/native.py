@@ -30,6 +30,7 @@ from pipelines.errors import (
     WriteConflictError,
 )
 from pipelines.lakehouse.base import (
+    USER_METADATA,
     WRITE_ID_KEY,
     DeltaStore,
     MergeSpec,
@@ -41,6 +42,7 @@ from pipelines.lakehouse.base import (
     find_commit,
     merge_predicate,
     new_write_id,
+    parse_custom,
     with_write_id,
 )
 
@@ -392,13 +394,7 @@ class NativeDeltaStore(DeltaStore):
         rows = handle.history(limit) if limit else handle.history()
         out = []
         for row in rows.collect():
-            custom: dict[str, Any] = {}
-            if row["userMetadata"]:
-                try:
-                    parsed = json.loads(row["userMetadata"])
-                    custom = parsed if isinstance(parsed, dict) else {"userMetadata": row["userMetadata"]}
-                except ValueError:
-                    custom = {"userMetadata": row["userMetadata"]}
+            custom = parse_custom({USER_METADATA: row["userMetadata"]} if row["userMetadata"] else {})
             out.append(
                 {
                     "version": int(row["version"]),

@@ -19,7 +19,11 @@ DDL = "id long, name string, amount double, part string"
 FIRST = [(1, "a", 1.0, "x"), (2, "b", 2.0, "x"), (3, "c", 3.0, "y")]
 
 
-@pytest.fixture(params=["offline", pytest.param("native", marks=pytest.mark.native)])
+# The offline cases are in the fast tier; the native ones (delta-spark: 1-4 s per operation on a laptop) run in
+# the full suite, marked `native`.
+@pytest.fixture(
+    params=[pytest.param("offline", marks=pytest.mark.fast), pytest.param("native", marks=pytest.mark.native)]
+)
 def engine(request) -> str:
     return str(request.param)
 
@@ -66,9 +70,6 @@ def referenced_files(table: TableRef) -> set[str]:
         urllib.parse.unquote(p)
         for p in DeltaTable(table.location).get_add_actions(flatten=True).column("path").to_pylist()
     }
-
-
-pytestmark = pytest.mark.fast
 
 
 def test_create_append_read(spark, store, table):

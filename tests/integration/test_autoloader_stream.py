@@ -13,8 +13,6 @@ from pipelines.config import SourceConf
 from pipelines.errors import IngestionError
 from pipelines.lakehouse.autoloader import build_stream, checkpoint_location, rows_ingested
 
-pytestmark = pytest.mark.fast
-
 SOURCE = SourceConf(format="csv", pattern="carriers/*.csv", columns=("carrier", "name"))
 
 
@@ -40,6 +38,7 @@ def _run(spark: Any, settings: Any, out: Path, run_id: str) -> int:
     return rows_ingested(query)
 
 
+@pytest.mark.fast
 def test_stream_takes_each_file_once_and_keeps_bad_records(spark: Any, settings: Any, tmp_path: Path) -> None:
     local = _settings_in(settings, tmp_path)
     landing = tmp_path / "landing" / "carriers"
@@ -62,6 +61,7 @@ def test_stream_takes_each_file_once_and_keeps_bad_records(spark: Any, settings:
     assert runs == ["r1", "r1", "r1", "r3"]
 
 
+@pytest.mark.fast
 def test_a_csv_header_that_does_not_match_fails_the_stream(spark: Any, settings: Any, tmp_path: Path) -> None:
     local = _settings_in(settings, tmp_path)
     landing = tmp_path / "landing" / "carriers"
@@ -73,6 +73,7 @@ def test_a_csv_header_that_does_not_match_fails_the_stream(spark: Any, settings:
         _run(spark, local, tmp_path / "bronze", "r1")
 
 
+@pytest.mark.fast
 def test_autoloader_ingest_refuses_the_offline_engine(lakehouse: Any) -> None:
     from pipelines.lakehouse.autoloader import ingest
 
@@ -82,6 +83,7 @@ def test_autoloader_ingest_refuses_the_offline_engine(lakehouse: Any) -> None:
         ingest(lakehouse, "bronze.airlines", conf, "airlines", source, "r1")
 
 
+@pytest.mark.native
 def test_autoloader_path_into_a_real_delta_table_is_exactly_once(
     spark: Any, settings: Any, tmp_path: Path, native_store_factory: Any
 ) -> None:

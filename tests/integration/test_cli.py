@@ -13,7 +13,9 @@ pytestmark = pytest.mark.fast
 
 
 def _medallion(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "MEDALLION_HOME": str(home), **(env or {})}
+    # The offline engine: these check the command's behaviour, which does not depend on the engine, and its
+    # JVM starts in half the time (the native engine's command runs are the slow tier's full runs).
+    full_env = {**os.environ, "MEDALLION_HOME": str(home), "MEDALLION_ENGINE": "offline", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         capture_output=True,

@@ -84,3 +84,26 @@ def test_train_command_refuses_with_exit_3_and_one_line(settings: Any, spark: An
     assert not (Path(home.settings.state_dir) / "mlflow").exists() or not os.listdir(
         Path(home.settings.state_dir) / "mlflow" / "artifacts"
     )
+
+
+@pytest.mark.fast
+def test_a_comment_commit_after_the_checked_version_does_not_block_training(
+    settings: Any, spark: Any, tmp_path: Path
+) -> None:
+    """delta-spark documents a new table in a commit after its data (and a changed column comment adds one):
+    that version shows the checked rows, so the gate takes their results."""
+    from pipelines.ml.synthetic import dq_rows
+
+    home = make_home(settings, spark, tmp_path, rows=200, dq=False)
+    lh, v0 = home.lh, home.features_version
+    lh.write(dq_rows(spark, FEATURES, v0, run_id="r1"), DQ, "append")
+    lh.set_comments(FEATURES, "features, documented again")
+    latest = lh.version(FEATURES)
+    assert latest == v0 + 1
+    result = check_gate(lh, FEATURES, latest, DQ)
+    assert result.runs == ("r1",)
+    lh.write(
+        spark.createDataFrame([], lh.read(FEATURES).schema), FEATURES, "append"
+    )  # a data commit: unchecked
+    with pytest.raises(DataQualityGateError):
+        check_gate(lh, FEATURES, latest + 1, DQ)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import OfflineConf
-from pipelines.lakehouse.base import DeltaStore, TableRef, find_commit
+from pipelines.lakehouse.base import DeltaStore, TableRef, find_commit, parse_custom
 from pipelines.lakehouse.offline.features import check_readable, open_table
 from pipelines.lakehouse.offline.paths import active_files, hive_consistent, is_delta, table_root
 
@@ -130,5 +130,5 @@ def _normalise_commit(commit: Mapping[str, Any]) -> dict[str, Any]:
         "operationMetrics": commit.get("operationMetrics") or {},
         "engineInfo": commit.get("engineInfo") or commit.get("clientVersion"),
     }
-    out["custom"] = {k: v for k, v in commit.items() if k not in known}
+    out["custom"] = parse_custom(commit, known)
     return out

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import SchemaMismatchError, StorageError, WriteConflictError
 from pipelines.lakehouse.base import (
+    USER_METADATA,
     TableRef,
     WriteResult,
     as_nullable,
@@ -74,9 +75,11 @@ def _delta_properties(properties: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _commit_properties(custom: Mapping[str, Any]) -> Any:
+    """The commit metadata as delta-spark keeps it: one JSON string in commitInfo's ``userMetadata``, so that
+    either engine's history shows it whichever engine wrote the commit."""
     from deltalake.transaction import CommitProperties
 
-    return CommitProperties(custom_metadata=dict(custom))
+    return CommitProperties(custom_metadata={USER_METADATA: json.dumps(dict(custom), default=str)})
 
 
 class WriteMixin(OfflineCore):
