@@ -224,8 +224,10 @@ def canonical() -> Callable[[Any], Any]:
 # ---- the slow tier: one full run of the README's first command, shared by every module that needs it ------
 
 
-def run_cli(home: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MEDALLION_HOME": str(home)}
+def run_cli(
+    home: Path, *args: str, timeout: int = 1800, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEDALLION_HOME": str(home), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         capture_output=True,
