@@ -1,10 +1,13 @@
-"""Offline Delta engine vs plain Spark parquet: write, read, and a 100k-row MERGE.
+"""Both Delta engines beside plain Spark parquet: write, read, a 100k-row MERGE; and the full sample run.
 
-    python benchmarks/storage_bench.py [--rows 1000000 5000000] [--repeat 3] [--out DIR]
+    python benchmarks/storage_bench.py [--rows 1000000 5000000] [--repeat 3] [--out DIR] [--pipeline]
 
-Prints, per size, the best of ``--repeat`` runs in seconds and the ratio to plain parquet. Every run uses a
-freshly built DataFrame (Spark reuses shuffle files of a DataFrame object collected before). Targets from the
-issue: write <= 1.15x plain parquet, read <= 1.2x.
+Prints, per size, the best of ``--repeat`` runs in seconds for plain parquet, the offline engine (Spark parquet
++ deltalake commit) and the native engine (delta-spark; needs the jars of `medallion setup`), with each
+engine's ratio to parquet. Every run uses a freshly built DataFrame (Spark reuses shuffle files of a DataFrame
+object collected before). Both engines share the one session (with the jars, a native one, which serves the
+offline engine too). ``--pipeline`` then times `medallion run` on the full sample once per engine, each in
+its own process and home (landing the sample is not counted).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.config import load_settings  # noqa: E402
-from pipelines.lakehouse import Lakehouse, MergeSpec, TableRef  # noqa: E402
+from pipelines.lakehouse import MergeSpec, TableRef  # noqa: E402
+from pipelines.lakehouse.native import NativeDeltaStore  # noqa: E402
 from pipelines.lakehouse.offline import OfflineDeltaStore  # noqa: E402
 from pipelines.session import get_session, stop_session  # noqa: E402
 
@@ -49,6 +53,25 @@ def best(repeat: int, fn: Callable[[int], None]) -> float:
     return min(times)
 
 
+def pipeline_seconds(engine: str, scratch: Path) -> tuple[float, float]:
+    """(seconds of the table phase, seconds of the whole `medallion run`) on the full sample for ``engine``."""
+    import re
+    import subprocess
+
+    home = scratch / f"pipeline-{engine}"
+    env = {**os.environ, "MEDALLION_HOME": str(home), "MEDALLION_ENGINE": engine}
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "land"], env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--no-land"], env=env, capture_output=True, text=True
+    )
+    total = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"medallion run on {engine} failed: {done.stderr[-2000:]}")
+    match = re.search(r"rows written in ([0-9.]+) s", done.stdout)
+    return (float(match.group(1)) if match else float("nan")), total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,18 +80,34 @@ def main() -> None:
     parser.add_argument("--merge-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", help="scratch folder (default: a temporary folder, removed at the end)")
+    parser.add_argument("--pipeline", action="store_true", help="also time the full sample run per engine")
     args = parser.parse_args()
 
     scratch = Path(args.out or tempfile.mkdtemp(prefix="medallion-bench-"))
     os.environ["MEDALLION_HOME"] = str(scratch)
     settings = load_settings("local")
     spark, info = get_session(settings)
-    lh = Lakehouse(settings, OfflineDeltaStore(spark, settings.storage.offline))
+    stores = {"offline": OfflineDeltaStore(spark, settings.storage.offline)}
+    if info.engine == "native":
+        stores["native"] = NativeDeltaStore(spark)
+    else:
+        print(f"native engine not measured: {info.reason}", flush=True)
     print(
-        f"engine={info.engine} master={settings.spark.master} cores={os.cpu_count()} scratch={scratch}",
+        f"session={info.engine} master={settings.spark.master} cores={os.cpu_count()} scratch={scratch}",
         flush=True,
     )
-    print(f"{'rows':>10} {'operation':<28} {'parquet s':>10} {'delta s':>9} {'ratio':>7}", flush=True)
+    header = f"{'rows':>10} {'operation':<28} {'parquet s':>10}"
+    for engine in stores:
+        header += f" {engine + ' s':>10} {'ratio':>6}"
+    print(header, flush=True)
+
+    def line(rows: int, operation: str, parquet: float | None, figures: dict[str, float]) -> None:
+        out = f"{rows:>10,} {operation:<28} {parquet if parquet is not None else float('nan'):>10.2f}"
+        for engine in stores:
+            ratio = f"{figures[engine] / parquet:>6.2f}" if parquet else f"{'-':>6}"
+            out += f" {figures[engine]:>10.2f} {ratio}"
+        print(out, flush=True)
+
     try:
         for rows in args.rows:
             generated(spark, 1000).write.mode("overwrite").parquet(str(scratch / "warmup"))
@@ -76,31 +115,33 @@ def main() -> None:
             def parquet_write(i: int, rows: int = rows) -> None:
                 generated(spark, rows).write.mode("overwrite").parquet(str(scratch / f"pq-{rows}-{i}"))
 
-            def delta_write(i: int, rows: int = rows) -> None:
-                lh.store.write(
-                    generated(spark, rows), TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}"))
-                )
+            def ref(engine: str, rows: int, i: int) -> TableRef:
+                return TableRef("bench", "path", str(scratch / f"{engine}-{rows}-{i}"))
 
             pq_w = best(args.repeat, parquet_write)
-            dl_w = best(args.repeat, delta_write)
-            print(f"{rows:>10,} {'write':<28} {pq_w:>10.2f} {dl_w:>9.2f} {dl_w / pq_w:>7.2f}", flush=True)
+            writes = {
+                engine: best(
+                    args.repeat,
+                    lambda i, s=store, e=engine, n=rows: s.write(generated(spark, n), ref(e, n, i)),
+                )
+                for engine, store in stores.items()
+            }
+            line(rows, "write", pq_w, writes)
 
             def parquet_read(_i: int, rows: int = rows) -> None:
                 spark.read.parquet(str(scratch / f"pq-{rows}-0")).selectExpr(*AGG).collect()
 
-            def delta_read(_i: int, rows: int = rows) -> None:
-                lh.store.read(TableRef("bench", "path", str(scratch / f"dl-{rows}-0"))).selectExpr(
-                    *AGG
-                ).collect()
-
             pq_r = best(args.repeat, parquet_read)
-            dl_r = best(args.repeat, delta_read)
-            print(
-                f"{rows:>10,} {'read (full scan aggregate)':<28} {pq_r:>10.2f} {dl_r:>9.2f} {dl_r / pq_r:>7.2f}",
-                flush=True,
-            )
+            reads = {
+                engine: best(
+                    args.repeat,
+                    lambda _i, s=store, e=engine, n=rows: s.read(ref(e, n, 0)).selectExpr(*AGG).collect(),
+                )
+                for engine, store in stores.items()
+            }
+            line(rows, "read (full scan aggregate)", pq_r, reads)
 
-            def merge(i: int, rows: int = rows) -> None:
+            def merge(i: int, store: object, engine: str, rows: int = rows) -> None:
                 # Half of the source updates existing ids, half inserts new ones.
                 half = args.merge_rows // 2
                 source = generated(spark, half, offset=rows // 2).unionByName(
@@ -109,17 +150,21 @@ def main() -> None:
                 source = source.selectExpr(
                     "id", "carrier", "origin", "delay + 1 AS delay", "distance", "scheduled"
                 )
-                lh.store.merge(
-                    source, TableRef("bench", "path", str(scratch / f"dl-{rows}-{i}")), MergeSpec(keys=["id"])
-                )
+                store.merge(source, ref(engine, rows, i), MergeSpec(keys=["id"]))  # type: ignore[attr-defined]
 
-            mg = best(args.repeat, merge)
-            print(
-                f"{rows:>10,} {f'merge {args.merge_rows:,} rows (upsert)':<28} {'-':>10} {mg:>9.2f} {'-':>7}",
-                flush=True,
-            )
+            merges = {
+                engine: best(args.repeat, lambda i, s=store, e=engine: merge(i, s, e))
+                for engine, store in stores.items()
+            }
+            line(rows, f"merge {args.merge_rows:,} rows (upsert)", None, merges)
             for path in scratch.glob(f"*-{rows}-*"):
                 shutil.rmtree(path, ignore_errors=True)
+        if args.pipeline:
+            stop_session()
+            print(f"{'engine':<10} {'medallion run: tables s':>24} {'whole run s':>12}", flush=True)
+            for engine in stores:
+                tables, total = pipeline_seconds(engine, scratch)
+                print(f"{engine:<10} {tables:>24.1f} {total:>12.1f}", flush=True)
     finally:
         stop_session()
         if not args.out:
