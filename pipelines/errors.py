@@ -83,3 +83,9 @@ class DataQualityGateError(MedallionError):
 
 class ModelError(MedallionError):
     """Training, registry or scoring could not proceed (no champion, too little data, server not starting)."""
+
+
+class TrainingDataError(ModelError):
+    """The feature table version cannot be split into training and validation data that can train and judge a
+    classifier (too few months, one label value). Found before any training work; ``medallion run`` reports
+    it and ends successfully, since the data run itself succeeded."""

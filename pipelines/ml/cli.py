@@ -208,8 +208,19 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             flush=True,
         )
     else:
+        from pipelines.errors import ModelError, TrainingDataError
+
         print(f"ml: training on {table} ...", flush=True)
-        print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+        try:
+            print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+        except TrainingDataError as exc:
+            # The data run succeeded; too little data to train on is a state to report, not a crash.
+            print(f"ml: train skipped: {exc}", flush=True)
+            try:
+                resolve_model(settings, None)
+            except ModelError:
+                print("ml: score skipped: no champion model yet", flush=True)
+                return
     name, champion = resolve_model(settings, None)
     target = settings.ml.predictions_table
     if lh.exists(target):
