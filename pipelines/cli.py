@@ -38,6 +38,11 @@ environment variables:
   MEDALLION_DELTA_CACHE where `medallion setup` keeps the jars (default ~/.cache/medallion/delta)
   MEDALLION_MAVEN_REPO Maven repository for `medallion setup` (default Maven Central)
 
+exit codes:
+  0 done; 1 a step failed; 2 bad configuration or arguments; 3 training refused by the data-quality gate;
+  4 run completed, but landed files were not ingested (see bronze.rejected_files);
+  5 another run holds this home's run lock
+
 examples:
   medallion setup                        # once, at install: fetch Delta's jars for the native engine
   medallion run                          # land the sample (first time), build all tables
@@ -101,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another run holds this home's run lock, wait up to SECONDS for it (default: stop at once, "
+        "exit code 5)",
+    )
     run.add_argument(
         "--full-refresh",
         action="store_true",
@@ -348,7 +361,8 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     if refused:
         for name, reason in refused:
             _print(f"  refused {name}: {reason}")
-    results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
+    with _one_run_at_a_time(settings, run_id, args):
+        results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
     _print(
         f"done: {len(results)} table(s), {sum(r.rows_written for r in results):,} rows written in "
         f"{time.perf_counter() - started:.1f} s (backfill {run_id})"
@@ -359,15 +373,36 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.lakehouse import open_lakehouse
-    from pipelines.runner import new_run_id, run_pipeline, select_tables
-    from pipelines.session import decide_engine
+    from pipelines.runner import new_run_id, select_tables
 
     if args.dry_run:
         return cmd_plan(settings, args)
     tables = select_tables(settings, args.select)
     run_id = args.run_id or new_run_id()
     started = time.perf_counter()
+    with _one_run_at_a_time(settings, run_id, args):  # landing the sample included
+        return _run_locked(settings, args, tables, run_id, started)
+
+
+def _one_run_at_a_time(settings: Settings, run_id: str, args: argparse.Namespace) -> Any:
+    """The home's run lock (see :mod:`pipelines.runlock`); none on Databricks (jobs run one at a time)."""
+    import contextlib
+
+    from pipelines.runlock import run_lock
+    from pipelines.session import on_databricks
+
+    if on_databricks():
+        return contextlib.nullcontext()
+    return run_lock(settings.state_dir, run_id, getattr(args, "wait", 0.0) or 0.0)
+
+
+def _run_locked(
+    settings: Settings, args: argparse.Namespace, tables: list[str], run_id: str, started: float
+) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.runner import run_pipeline
+    from pipelines.session import decide_engine
+
     if not args.no_land and _nothing_landed(settings):
         _print("nothing is landed yet: delivering the embedded sample first")
         cmd_land(settings, argparse.Namespace(month=None, source=None, force=False))
@@ -386,10 +421,38 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
         f"{time.perf_counter() - started:.1f} s (run {run_id})"
     )
+    problems = _landing_report(lh, results, tables, run_id)
     args.run_id = run_id  # the post-run steps record it too
     for hook in _post_run_hooks():
         hook(settings, args, tables, lh)
+    if problems:
+        _print(
+            f"completed with {problems} landed file(s) not ingested (exit code {EXIT_REJECTIONS}): they stay in "
+            f'landing, see bronze.rejected_files (medallion sql "SELECT * FROM bronze.rejected_files")'
+        )
+        return EXIT_REJECTIONS
     return 0
+
+
+#: ``medallion run`` finished, but some landed files were not ingested (rejected, or matching no source).
+EXIT_REJECTIONS = 4
+
+
+def _landing_report(lh: Any, results: Sequence[Any], tables: Sequence[str], run_id: str) -> int:
+    """Print what bronze noticed in the landed files; returns how many files were not ingested."""
+    from pipelines.lakehouse.ingest import report_unmatched
+
+    for r in results:
+        for note in r.notes:
+            _print(f"  note {r.table}: {note}")
+        for why in r.rejected:
+            _print(f"  REJECTED {r.table}: {why}")
+    count = sum(len(r.rejected) for r in results)
+    if any(lh.settings.tables[t].layer == "bronze" for t in tables):
+        for info, why in report_unmatched(lh, run_id):
+            _print(f"  NOT INGESTED {info.name}: {why}")
+            count += 1
+    return count
 
 
 def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
@@ -457,6 +520,9 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
             continue
         started = time.perf_counter()
         metrics = lh.optimize(name)
+        from pipelines.faults import crash_point
+
+        crash_point("maintain.optimized")
         removed = lh.vacuum(name, args.retention_hours)
         added = metrics.get("numFilesAdded", metrics.get("num_files_added", "?"))
         dropped = metrics.get("numFilesRemoved", metrics.get("num_files_removed", "?"))

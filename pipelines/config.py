@@ -36,6 +36,8 @@ ENGINES = ("auto", "native", "offline")
 WRITE_MODES = ("append", "overwrite", "merge")
 SOURCE_FORMATS = ("csv", "jsonl")
 REDELIVERY_POLICIES = ("reingest", "skip", "fail")
+BAD_FILE_POLICIES = ("reject", "fail")
+SCHEMA_EVOLUTION_POLICIES = ("rescue", "add_columns", "fail")
 # How bronze takes landed files: manifest (pipelines/lakehouse/ingest.py, runs anywhere) or autoloader
 # (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
 INGEST_MODES = ("manifest", "autoloader")
@@ -101,6 +103,12 @@ class SourceConf:
     description: str = ""
     # What to do when a file arrives again under a name already ingested, with other size or mtime.
     redelivery: str = "reingest"
+    # A file that cannot be ingested (unreadable, not UTF-8, a header naming none of the columns, ...):
+    # reject it alone (recorded in bronze.rejected_files, left in landing, the run says so) or fail the run.
+    on_bad_file: str = "reject"
+    # Columns a file has that the source does not declare: rescue them into _rescued_data (JSON), add them
+    # to the bronze table, or reject the file (on_bad_file decides what a rejection does).
+    schema_evolution: str = "rescue"
 
 
 @dataclass(frozen=True)
@@ -467,6 +475,12 @@ def _validate(settings: Settings) -> None:
                 f"{src}: sources.{name}.redelivery is {source.redelivery!r}; "
                 f"allowed: {', '.join(REDELIVERY_POLICIES)}"
             )
+        for key, value, allowed in (
+            ("on_bad_file", source.on_bad_file, BAD_FILE_POLICIES),
+            ("schema_evolution", source.schema_evolution, SCHEMA_EVOLUTION_POLICIES),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"{src}: sources.{name}.{key} is {value!r}; allowed: {', '.join(allowed)}")
         if not source.columns:
             raise ConfigError(f"{src}: sources.{name}.columns must list the columns the source delivers")
     problems = table_problems(settings)

@@ -63,6 +63,12 @@ class SessionError(MedallionError):
     """A Spark session could not be created as configured."""
 
 
+class RunLockedError(MedallionError):
+    """Another pipeline run holds this home's run lock (two runs at once would plan from the same state)."""
+
+    exit_code = 5
+
+
 class IngestionError(MedallionError):
     """Landed files could not be ingested (unreadable file, header that does not match the source)."""
 

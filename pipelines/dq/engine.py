@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.dq.spec import CHECK_TYPES, check_columns
 from pipelines.errors import ConfigError, DataQualityError
+from pipelines.faults import crash_point
 from pipelines.system import quarantine_name
 
 if TYPE_CHECKING:
@@ -415,6 +416,7 @@ class TableChecks:
             self.dropped = int(metrics.get("__dropped") or 0)
             if self.quarantined and prepared.flagged is not None:
                 self._write_quarantine(self._flag_for_quarantine())
+                crash_point("quarantine.committed")
         self.record([*outcomes, *self.dataset_outcomes], version)
         return outcomes
 

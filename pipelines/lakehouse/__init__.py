@@ -103,6 +103,9 @@ class Lakehouse:
     ) -> None:
         self.store.set_comments(self.ref(name), description, columns)
 
+    def add_columns(self, name: str, fields: StructType) -> None:
+        self.store.add_columns(self.ref(name), fields)
+
     def set_properties(self, name: str, properties: Mapping[str, str]) -> None:
         self.store.set_properties(self.ref(name), properties)
 

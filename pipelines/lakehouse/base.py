@@ -39,6 +39,8 @@ NON_DATA_OPERATIONS = frozenset(
         "ADD CONSTRAINT",
         "DROP CONSTRAINT",
         "SET TABLE DESCRIPTION",
+        "ADD COLUMNS",
+        "ADD COLUMN",
     }
 )
 
@@ -306,6 +308,11 @@ class DeltaStore(ABC):
 
     @abstractmethod
     def set_properties(self, table: TableRef, properties: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        """Add nullable columns at the end of the table's schema (one metadata commit); existing rows read
+        them as null. Columns the table has already are an error (SchemaMismatchError)."""
 
     @abstractmethod
     def properties(self, table: TableRef) -> dict[str, str]: ...

@@ -29,6 +29,7 @@ from pipelines.errors import (
     TableNotFoundError,
     WriteConflictError,
 )
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     USER_METADATA,
     WRITE_ID_KEY,
@@ -357,6 +358,7 @@ class NativeDeltaStore(DeltaStore):
             builder = builder.whenNotMatchedBySourceDelete(condition=spec.not_matched_by_source_condition)
         write_id = new_write_id()
         before = self.version(table)
+        crash_point("merge.started")
         try:
             with self._user_metadata(with_write_id(commit_info, write_id)):
                 builder.execute()
@@ -437,6 +439,19 @@ class NativeDeltaStore(DeltaStore):
             return
         pairs = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in changed.items())
         self.spark.sql(f"ALTER TABLE {_sql_name(table)} SET TBLPROPERTIES ({pairs})")
+
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        existing = set(self._delta_table(table).toDF().columns)
+        clash = [f.name for f in fields.fields if f.name in existing]
+        if clash:
+            raise SchemaMismatchError(f"{table.name}: column(s) {', '.join(clash)} exist already")
+        columns = ", ".join(
+            f"`{f.name.replace('`', '``')}` {f.dataType.simpleString()}" for f in fields.fields
+        )
+        try:
+            self.spark.sql(f"ALTER TABLE {_sql_name(table)} ADD COLUMNS ({columns})")
+        except Exception as exc:
+            raise _translate(exc, table, "ADD COLUMNS") from None
 
     def properties(self, table: TableRef) -> dict[str, str]:
         detail = self._delta_table(table).detail().first()

@@ -61,7 +61,11 @@ def with_cast_errors_renamed(df: DataFrame, fields: Mapping[str, str]) -> DataFr
     return (
         df.withColumn(CAST_ERRORS, errors)
         .withColumn(PARSE_FAILED, failed)
-        .withColumn(CORRUPT_RECORD, F.col(f"{SOURCE_RECORD}._corrupt_record"))
+        # A record bronze could not parse, or flagged (bytes that are not UTF-8): quarantined by well_formed.
+        .withColumn(
+            CORRUPT_RECORD,
+            F.coalesce(F.col(f"{SOURCE_RECORD}._corrupt_record"), F.col(f"{SOURCE_RECORD}._rescue_reason")),
+        )
     )
 
 

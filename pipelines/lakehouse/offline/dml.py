@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import MergeSourceTooLargeError, StorageError, WriteConflictError
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     MergeSpec,
     TableRef,
@@ -100,6 +101,7 @@ class DmlMixin(OfflineCore):
             merger = merger.when_not_matched_insert_all(predicate=spec.insert_condition)
         if spec.delete_not_matched_by_source:
             merger = merger.when_not_matched_by_source_delete(predicate=spec.not_matched_by_source_condition)
+        crash_point("merge.started")
         try:
             metrics = merger.execute()
         except Exception as exc:

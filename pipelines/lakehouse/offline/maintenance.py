@@ -6,13 +6,16 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import SchemaMismatchError
 from pipelines.lakehouse.base import TableRef
 from pipelines.lakehouse.offline.core import OfflineCore
 from pipelines.lakehouse.offline.features import check_writable
 from pipelines.lakehouse.offline.paths import STAGING_PREFIX, table_root
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
 
 
 class MaintenanceMixin(OfflineCore):
@@ -41,6 +44,21 @@ class MaintenanceMixin(OfflineCore):
                 {k: str(v) for k, v in properties.items()}, raise_if_not_exists=False
             )
 
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        from deltalake import Field
+
+        dtable = self._table(table)
+        check_writable(table, dtable)
+        existing = set(self._spark_schema(dtable).fieldNames())
+        clash = [f.name for f in fields.fields if f.name in existing]
+        if clash:
+            raise SchemaMismatchError(f"{table.name}: column(s) {', '.join(clash)} exist already")
+        import json
+
+        dtable.alter.add_columns(
+            [Field.from_json(json.dumps({**f.jsonValue(), "nullable": True})) for f in fields.fields]
+        )
+
     def properties(self, table: TableRef) -> dict[str, str]:
         dtable = self._table(table)
         props = dict(dtable.metadata().configuration or {})
@@ -62,6 +80,7 @@ class MaintenanceMixin(OfflineCore):
                 retention_hours=retention_hours,
                 dry_run=False,
                 enforce_retention_duration=retention_hours >= 168,
+                full=True,  # also files no version ever referenced (a write killed before its commit)
             )
         )
         # Staging folders of writes that died before cleanup are older than any live write.

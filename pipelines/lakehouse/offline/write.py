@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import SchemaMismatchError, StorageError, WriteConflictError
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     USER_METADATA,
     TableRef,
@@ -394,6 +395,7 @@ class WriteMixin(OfflineCore):
             if match:
                 raise WriteConflictError(match.group(1).split("[medallion] ")[-1].rstrip("'\"")) from None
             raise
+        crash_point("write.staged")
         staged = []
         for dirpath, _dirs, filenames in os.walk(staging):
             for filename in filenames:
@@ -409,6 +411,7 @@ class WriteMixin(OfflineCore):
             os.replace(src, dest)
             moved.append(dest)
             adds.append(add_action(rel, dest, partition_cols, stats))
+        crash_point("write.moved")
         return adds
 
     def append_rows(
