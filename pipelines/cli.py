@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
+    run.add_argument(
+        "--no-ml", action="store_true", help="build the tables only: no training or scoring after them"
+    )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
     run.add_argument(
         "--wait",

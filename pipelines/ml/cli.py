@@ -187,7 +187,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], lh: Any) -> None:
     """``medallion run`` post-step: train -> score when the selection covers gold (or there is no selection)."""
     covers_gold = not args.select or any(settings.tables[t].layer == "gold" for t in tables)
-    if not covers_gold:
+    if not covers_gold or getattr(args, "no_ml", False):
         return
     table = settings.ml.features_table
     if not lh.exists(table):
