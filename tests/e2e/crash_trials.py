@@ -23,6 +23,7 @@ when every trial converged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -180,10 +181,8 @@ def run_killed(home: Path, env: dict[str, str], crash: str | None, delay: float 
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # A crash point kills the Python driver: its JVM (same process group) must not outlive it.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     code = proc.returncode
     how = "killed" if code in (-9, 137) else f"exit {code}"
     return how, time.perf_counter() - started
