@@ -206,6 +206,14 @@ def _parser() -> argparse.ArgumentParser:
         "--run-id", help="identifier recorded with every write (default: time + random suffix)"
     )
 
+    sub.add_parser(
+        "audit",
+        help="account for every landed row: file -> bronze -> silver, quarantine, superseded or rejected",
+        description="Per landed file and delivery: the records in the file, the rows bronze holds, and where "
+        "each bronze row went (silver, the quarantine, superseded by another delivery, or a rejected file). "
+        "Exits 1 (AuditError) when any row is unaccounted.",
+    )
+
     tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
     tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
 
@@ -458,6 +466,30 @@ def _landing_report(lh: Any, results: Sequence[Any], tables: Sequence[str], run_
     return count
 
 
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.audit import audit, check
+    from pipelines.lakehouse import open_lakehouse
+
+    lh = open_lakehouse(settings)
+    accounts = audit(lh)
+    _print(
+        f"{'table':<16} {'landed file':<40} {'file rows':>9} {'bronze':>8} {'silver':>8} {'quarant.':>8} "
+        f"{'supersed.':>9} {'rejected':>8} {'unaccounted':>11}"
+    )
+    for a in sorted(accounts, key=lambda a: (a.table, a.file, str(a.delivered_at))):
+        rows = "-" if a.file_rows is None else f"{a.file_rows:,}"
+        _print(
+            f"{a.table:<16} {a.file:<40} {rows:>9} {a.bronze:>8,} {a.silver:>8,} {a.quarantine:>8,} "
+            f"{a.superseded:>9,} {a.rejected:>8} {a.unaccounted:>11,}"
+            + (f"  ({'; '.join(a.notes)})" if a.notes else "")
+        )
+    check(accounts)
+    _print(
+        f"every row accounted for: {len(accounts)} delivery(ies), {sum(a.bronze for a in accounts):,} bronze rows"
+    )
+    return 0
+
+
 def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.analyst.catalog import description as table_description
     from pipelines.analyst.catalog import listed_tables, row_count
@@ -543,6 +575,7 @@ COMMANDS = {
     "docs": cmd_docs,
     "land": cmd_land,
     "setup": cmd_setup,
+    "audit": cmd_audit,
     "tables": cmd_tables,
     "history": cmd_history,
     "maintain": cmd_maintain,

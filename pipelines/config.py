@@ -167,6 +167,9 @@ class TableConf:
     columns: Mapping[str, str] = field(default_factory=dict)
     properties: Mapping[str, str] = field(default_factory=dict)
     # Data-quality checks, run on every batch before it is written (pipelines/dq).
+    # The landed columns that identify a record of this (silver) table, as silver types them: how
+    # `medallion audit` follows a bronze row downstream. Default: write.keys.
+    landed_key: tuple[str, ...] = ()
     expectations: tuple[ExpectationConf, ...] = ()
     # A date range of the table can be rebuilt alone (``medallion backfill``); unset: it cannot.
     backfill: BackfillConf | None = None

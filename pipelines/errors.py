@@ -69,6 +69,10 @@ class RunLockedError(MedallionError):
     exit_code = 5
 
 
+class AuditError(MedallionError):
+    """``medallion audit`` found landed rows that are nowhere downstream (or cannot audit a table)."""
+
+
 class IngestionError(MedallionError):
     """Landed files could not be ingested (unreadable file, header that does not match the source)."""
 

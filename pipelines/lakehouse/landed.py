@@ -265,15 +265,16 @@ def inspect(file: LandedFileInfo, fmt: str, declared: Sequence[str], evolution: 
     )  # fmt: skip
 
 
-def count_records(path: str, fmt: str, declared: Sequence[str]) -> int:
-    """Data records in a landed file as a plain reader counts them (CSV: records after the header, quoted
-    newlines included; JSON lines: non-blank lines). The audit's independent count."""
-    with open_bytes(path) as raw:
+def count_records(looked: Inspection, fmt: str) -> int:
+    """Data records in a landed file as a plain reader counts them, read the way ingestion reads it (CSV:
+    records after the header, quoted line breaks included when the file has them, else non-blank lines;
+    JSON lines: non-blank lines). The audit's count, independent of Spark."""
+    with open_bytes(looked.file.path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
         if fmt == "csv":
-            first = text.readline().removeprefix("\ufeff")
-            if not first.strip():
+            if not looked.header:
                 return 0
-            delimiter = _sniff_delimiter(first, declared)
-            return sum(1 for row in csv.reader(text, delimiter=delimiter) if row)
+            text.readline()
+            if looked.multiline:
+                return sum(1 for row in csv.reader(text, delimiter=looked.delimiter or ",") if row)
         return sum(1 for line in text if line.strip())

@@ -205,3 +205,65 @@ def test_json_lines_deliveries(lakehouse: Any) -> None:
     assert json.loads(next(r for r in rows if r["hour"] == "5")["_rescued_data"]) == {"sensor": '{"id":7}'}
     flagged = [r for r in rows if r["hour"] == "9"]
     assert len(flagged) == 1 and "UTF-8" in flagged[0]["_rescue_reason"]
+
+
+JSON_CASES = {
+    "good.jsonl": json.dumps({**WEATHER, "time_hour": "2013-01-01T06:00:00Z"}) + "\n",
+    "bom.jsonl": "\ufeff" + json.dumps({**WEATHER, "hour": "3", "time_hour": "2013-01-01T08:00:00Z"}) + "\n",
+    "broken.jsonl": '{"origin": "EWR", "hour": \n[1, 2]\n\n'
+    + json.dumps({**WEATHER, "hour": "4", "time_hour": "2013-01-01T09:00:00Z"})
+    + "\n",
+    "extra_key.jsonl": json.dumps({**WEATHER, "sensor": 7, "time_hour": "2013-01-01T10:00:00Z"}) + "\n",
+    "no_time.jsonl": json.dumps(WEATHER) + "\n",  # no key: quarantined by key_present
+    "future.jsonl": json.dumps({**WEATHER, "time_hour": "2099-01-01T10:00:00Z"}) + "\n",  # implausible
+    "wind.jsonl": json.dumps({**WEATHER, "wind_speed": "1048", "time_hour": "2013-01-01T11:00:00Z"}) + "\n",
+    "bad_bytes.jsonl": b'{"origin": "EWR", "temp": "\xff", "time_hour": "2013-01-01T12:00:00Z"}\n',
+    "gz.jsonl.gz": gzip.compress(
+        (json.dumps({**WEATHER, "time_hour": "2013-01-01T13:00:00Z"}) + "\n").encode()
+    ),
+    "empty.jsonl": "",
+    "utf16.jsonl": (json.dumps(WEATHER) + "\n").encode("utf-16"),
+    "dup_in_one_delivery.jsonl": "".join(
+        json.dumps({**WEATHER, "temp": t, "time_hour": "2013-01-02T01:00:00Z"}) + "\n" for t in (1, 2)
+    ),
+}
+
+
+def test_the_catalogue_of_bad_deliveries_leaves_no_row_unaccounted(landed: Any) -> None:
+    """30+ bad deliveries (CSV and JSON lines) through bronze and silver: `medallion audit` accounts for every
+    landed row (silver, quarantine, superseded, rejected file), and each file's records all reached bronze."""
+    import os
+
+    from pipelines.audit import audit, check
+    from pipelines.errors import DataQualityError
+    from pipelines.runner import run_pipeline
+
+    lh = landed
+    for name, data in JSON_CASES.items():
+        _w(lh.settings.landing_dir / "weather" / name, data)
+    assert len(CSV_CASES) + len(BROKEN_LINES) + len(JSON_CASES) + len(UNMATCHED) >= 30
+    run_pipeline(lh, ["bronze.airlines", "bronze.weather", "silver.airlines"], "r1")
+    # Two readings of one hour in one delivery: counted by key_unique, whose action (fail) stops silver.
+    with pytest.raises(DataQualityError):
+        run_pipeline(lh, ["silver.weather"], "r1")
+    dq = lh.read("gold.dq_results").where("check_name = 'key_unique'").collect()
+    assert dq[-1]["rows_failed"] == 1 and not dq[-1]["passed"]
+    # The source re-delivers the file, corrected: the new delivery supersedes both old readings.
+    fixed = lh.settings.landing_dir / "weather" / "dup_in_one_delivery.jsonl"
+    _w(fixed, json.dumps({**WEATHER, "temp": 3, "time_hour": "2013-01-02T01:00:00Z"}) + "\n")
+    later = fixed.stat().st_mtime + 60
+    os.utime(fixed, (later, later))
+    run_pipeline(lh, ["bronze.weather", "silver.weather"], "r2")
+
+    accounts = audit(lh)
+    check(accounts)  # raises AuditError on any unaccounted row
+    by_file = {a.file.rsplit("/", 1)[-1]: a for a in accounts}
+    assert by_file["future.jsonl"].quarantine == 1 and by_file["wind.jsonl"].quarantine == 1
+    assert by_file["no_time.jsonl"].quarantine == 1 and by_file["bad_bytes.jsonl"].quarantine == 1
+    assert by_file["broken.jsonl"].bronze == 3 and by_file["broken.jsonl"].quarantine == 2
+    assert by_file["utf16.jsonl"].rejected and by_file["wrong_file.csv"].rejected
+    assert by_file["good.csv"].file_rows == by_file["good.csv"].bronze == by_file["good.csv"].silver == 2
+    assert by_file["quoted_newline.csv"].file_rows == 2 and by_file["unbalanced_quote.csv"].file_rows == 2
+    assert sum(a.superseded for a in accounts) >= 1  # carriers landed in more than one file
+    dup = [a for a in accounts if a.file.endswith("dup_in_one_delivery.jsonl")]
+    assert sorted((a.bronze, a.silver, a.superseded) for a in dup) == [(1, 1, 0), (2, 0, 2)]
