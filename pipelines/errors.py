@@ -55,6 +55,11 @@ class WriteConflictError(StorageError):
     """A write could not be committed: the table changed underneath it, or the data broke a rule."""
 
 
+class ConcurrentCommitError(WriteConflictError):
+    """Another writer committed to the table while this write ran, in a way that conflicts with it; nothing
+    of this write was committed. Safe to retry: the step reads its inputs again."""
+
+
 class MergeSourceTooLargeError(StorageError):
     """A MERGE source exceeds the configured bound for the offline engine."""
 

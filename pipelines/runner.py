@@ -640,8 +640,25 @@ def run_pipeline(
     from pipelines.events import EventLog
 
     return EventLog(lh, run_id, "run").run(
-        tables, lambda name: run_table(lh, name, run_id, full_refresh=full_refresh), on_step
+        tables, lambda name: run_table_retrying(lh, name, run_id, full_refresh=full_refresh), on_step
     )
+
+
+def run_table_retrying(
+    lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False, attempts: int = 3
+) -> StepResult:
+    """:func:`run_table`, again when another writer's commit conflicted with this one's (nothing of it was
+    committed, and a step reads its inputs afresh: safe to redo). Other failures propagate at once."""
+    from pipelines.errors import ConcurrentCommitError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return run_table(lh, name, run_id, full_refresh=full_refresh)
+        except ConcurrentCommitError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def identity(**inputs: DataFrame) -> DataFrame:

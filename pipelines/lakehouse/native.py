@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import (
+    ConcurrentCommitError,
     MedallionError,
     SchemaMismatchError,
     StorageError,
@@ -55,7 +56,7 @@ USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 
 # Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
-_CONFLICT = (
+_CONCURRENT = (
     "DELTA_CONCURRENT",
     "ConcurrentAppendException",
     "ConcurrentDeleteReadException",
@@ -63,6 +64,8 @@ _CONFLICT = (
     "ConcurrentTransactionException",
     "MetadataChangedException",
     "ProtocolChangedException",
+)
+_CONFLICT = (
     "DELTA_REPLACE_WHERE_MISMATCH",
     "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
     "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES",
@@ -111,6 +114,10 @@ def _translate(exc: BaseException, table: TableRef, what: str) -> BaseException:
         return exc
     condition = _condition(exc)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    if any(c in condition for c in _CONCURRENT):
+        return ConcurrentCommitError(
+            f"{table.name}: another writer committed meanwhile; {what} was not committed: {first}"
+        )
     if any(c in condition for c in _CONFLICT):
         return WriteConflictError(f"{table.name}: {what} was not committed: {first}")
     if any(c in condition for c in _SCHEMA):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.errors import SchemaMismatchError, WriteConflictError
+from pipelines.errors import ConcurrentCommitError, SchemaMismatchError, WriteConflictError
 from pipelines.lakehouse import MergeSpec, TableRef
 
 DDL = "id long, name string, amount double, part string"
@@ -406,7 +406,7 @@ def test_conflicting_writers_get_write_conflict_error(spark, store, table):
         return amount
 
     incoming = frame(spark, [(5, "e", 5.0, "y")]).withColumn("amount", meanwhile("amount"))
-    with pytest.raises(WriteConflictError):
+    with pytest.raises(ConcurrentCommitError):
         store.write(incoming, table, "overwrite", replace_where="part = 'y'")
     assert marker.exists()
     assert store.version(table) == 1  # only the other writer's delete

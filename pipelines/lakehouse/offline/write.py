@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import SchemaMismatchError, StorageError, WriteConflictError
+from pipelines.errors import ConcurrentCommitError, SchemaMismatchError, StorageError, WriteConflictError
 from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     USER_METADATA,
@@ -251,7 +251,7 @@ class WriteMixin(OfflineCore):
                         os.remove(path)
             created_by_another = not exists and not committed and is_delta(root)
             if isinstance(exc, CommitFailedError) or created_by_another:
-                raise WriteConflictError(
+                raise ConcurrentCommitError(
                     f"{table.name}: the table changed while this write ran ({str(exc).splitlines()[0]}); "
                     "nothing was committed: run the job again"
                 ) from None
