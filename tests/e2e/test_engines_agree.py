@@ -36,6 +36,12 @@ VOLATILE = {
 }
 
 
+VOLATILE_TEXT = [
+    (r'"(_run_id|run_id|_ingested_at|ingested_at)":"[^"]*"', r'"\1":"<run>"'),
+    (r"newest _ingested_at \S+", "newest _ingested_at <run>"),
+]
+
+
 def tables_of(lakehouse: Path) -> list[str]:
     return sorted(f"{p.parent.name}.{p.name}" for p in lakehouse.glob("*/*") if (p / "_delta_log").is_dir())
 
@@ -80,6 +86,9 @@ def comparable(path: Path, version: int, home: Path, rows_of: Callable[[Any], An
         column = data.column(name)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = pc.replace_substring(column, str(home), "<home>")
+            # Run-time values inside text: a quarantined row's JSON, a freshness check's details.
+            for pattern, replacement in VOLATILE_TEXT:
+                column = pc.replace_substring_regex(column, pattern, replacement)
         columns.append(column)
     return schema, rows_of(pa.table(dict(zip(data.column_names, columns, strict=True))))
 
