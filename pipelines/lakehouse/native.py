@@ -398,7 +398,7 @@ class NativeDeltaStore(DeltaStore):
             out.append(
                 {
                     "version": int(row["version"]),
-                    "timestamp": int(row["timestamp"].timestamp() * 1000),
+                    "timestamp": round(row["timestamp"].timestamp() * 1000),  # int() could lose a ms
                     "operation": row["operation"],
                     "operationParameters": dict(row["operationParameters"] or {}),
                     "operationMetrics": dict(row["operationMetrics"] or {}),
