@@ -35,7 +35,7 @@ def resolve(settings: Settings, name: str) -> TableRef:
             "and a table of letters, digits and underscores"
         )
     schema = settings.storage.schemas[layer]
-    parts = [(schema, f"storage.schemas.{layer}")]
+    parts: list[tuple[str | None, str]] = [(schema, f"storage.schemas.{layer}")]
     if settings.storage.naming == "catalog":
         parts.append((settings.storage.catalog, "storage.catalog"))
     for value, what in parts:
