@@ -124,7 +124,10 @@ class Lakehouse:
     def optimize(self, name: str, zorder_by: Sequence[str] = ()) -> dict[str, Any]:
         return self.store.optimize(self.ref(name), zorder_by)
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
+    def retention_hours(self, name: str) -> float:
+        return self.store.retention_hours(self.ref(name))
+
+    def vacuum(self, name: str, retention_hours: float | None = None) -> list[str]:
         return self.store.vacuum(self.ref(name), retention_hours)
 
 

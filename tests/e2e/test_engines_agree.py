@@ -37,9 +37,7 @@ VOLATILE = {
 
 
 def tables_of(lakehouse: Path) -> list[str]:
-    return sorted(
-        f"{p.parent.name}.{p.name}" for p in lakehouse.glob("*/*") if (p / "_delta_log").is_dir()
-    )
+    return sorted(f"{p.parent.name}.{p.name}" for p in lakehouse.glob("*/*") if (p / "_delta_log").is_dir())
 
 
 def first_run_id(stdout: str) -> str:
