@@ -207,7 +207,9 @@ def _parser() -> argparse.ArgumentParser:
         "Prints the path of index.html.",
     )
     docs.add_argument(
-        "--out", help="output folder (default: <state>/docs); an earlier build there is replaced"
+        "--out",
+        help="output folder (default: <state>/docs): a new or empty folder, or one an earlier build wrote "
+        "(replaced); a folder with other files in it is refused and left as it is",
     )
 
     maintain = sub.add_parser(

@@ -16,7 +16,6 @@ in-flight ``__`` columns (the landed text and parse errors, which silver does no
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,12 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UsageError
+from pipelines.output_dir import prepare_output_dir
 
 if TYPE_CHECKING:
     from pipelines.config import ExpectationConf
     from pipelines.lakehouse import Lakehouse
 
 SITE = "medallion_site"
+#: The file that marks a folder as a report's own (an earlier report there is replaced; anything else: refused).
+MARKER = ".medallion-dq-report"
 CSS_NAME = "medallion_offline.css"
 _CDN_TAG = re.compile(
     r"<(?:link|script)\b[^>]*(?:href|src)=\"https?://[^\"]*\"[^>]*>(?:\s*</script>)?", re.IGNORECASE
@@ -129,8 +131,7 @@ def build_report(
             f"none of {', '.join(names) or 'the checked tables'} is built yet; run `medallion run` first"
         )
     started = time.perf_counter()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    prepare_output_dir(out_dir, MARKER, "medallion dq report")  # never a folder of someone else's
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.add_data_docs_site(
