@@ -67,16 +67,15 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
         "description": f"{check.name} ({check.action}): {check.description}".strip(": "),
     }
     ex = gx.expectations
+    column = check.column or ""  # the loader checks that column checks name their column
     if check.type == "not_null":
-        return ex.ExpectColumnValuesToNotBeNull(column=check.column, **kw)
+        return ex.ExpectColumnValuesToNotBeNull(column=column, **kw)
     if check.type == "between":
-        return ex.ExpectColumnValuesToBeBetween(
-            column=check.column, min_value=check.min, max_value=check.max, **kw
-        )
+        return ex.ExpectColumnValuesToBeBetween(column=column, min_value=check.min, max_value=check.max, **kw)
     if check.type == "in_set":
-        return ex.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.values), **kw)
+        return ex.ExpectColumnValuesToBeInSet(column=column, value_set=list(check.values), **kw)
     if check.type == "regex":
-        return ex.ExpectColumnValuesToMatchRegex(column=check.column, regex=check.pattern, **kw)
+        return ex.ExpectColumnValuesToMatchRegex(column=column, regex=check.pattern or "", **kw)
     if check.type == "expression":
         if "__" in (check.expr or ""):  # in-flight columns (landed text, parse errors) are not stored
             return None
@@ -92,16 +91,16 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
             for r in lh.read(check.ref_table).select(check.ref_column).distinct().collect()
             if r[0] is not None
         ]
-        return ex.ExpectColumnValuesToBeInSet(column=check.column, value_set=values, **kw)
+        return ex.ExpectColumnValuesToBeInSet(column=column, value_set=values, **kw)
     if check.type == "unique":
         if len(check.columns) == 1:
-            return ex.ExpectColumnValuesToBeUnique(column=check.columns[0], **kw)
+            return ex.ExpectColumnValuesToBeUnique(column=columns[0], **kw)
         return ex.ExpectCompoundColumnsToBeUnique(column_list=list(check.columns), **kw)
     if check.type == "row_count":
         return ex.ExpectTableRowCountToBeBetween(min_value=check.min, max_value=check.max, **kw)
     if check.type == "freshness":
         oldest = datetime.now(UTC) - timedelta(hours=float(check.max_age_hours))
-        return ex.ExpectColumnMaxToBeBetween(column=check.column, min_value=oldest.replace(tzinfo=None), **kw)
+        return ex.ExpectColumnMaxToBeBetween(column=column, min_value=oldest.replace(tzinfo=None), **kw)
     return None  # row_count_drift: compares runs, not a table state
 
 
@@ -174,10 +173,9 @@ def build_report(
         rows = 0
         for run in result.run_results.values():
             for r in run.results:
-                if not r.success:
-                    failed.append(
-                        str(r.expectation_config.meta.get("medallion_check", r.expectation_config.type))
-                    )
+                config = r.expectation_config
+                if not r.success and config is not None:
+                    failed.append(str(config.meta.get("medallion_check", config.type)))
                 rows = max(rows, int(r.result.get("element_count") or 0))
         item = TableReport(
             name, version, rows, bool(result.success), len(suite.expectations), failed, skipped
