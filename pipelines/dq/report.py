@@ -94,7 +94,7 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
         return ex.ExpectColumnValuesToBeInSet(column=column, value_set=values, **kw)
     if check.type == "unique":
         if len(check.columns) == 1:
-            return ex.ExpectColumnValuesToBeUnique(column=columns[0], **kw)
+            return ex.ExpectColumnValuesToBeUnique(column=check.columns[0], **kw)
         return ex.ExpectCompoundColumnsToBeUnique(column_list=list(check.columns), **kw)
     if check.type == "row_count":
         return ex.ExpectTableRowCountToBeBetween(min_value=check.min, max_value=check.max, **kw)
