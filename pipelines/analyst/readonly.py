@@ -101,6 +101,19 @@ _REFUSED_NODES = {
 }
 
 
+# What a table reference may carry besides its name: an alias, joins, LATERAL VIEWs, PIVOTs, TABLESAMPLE and
+# time travel (mapped to a versioned read). Not: partitions, formats, file patterns, CHANGES, ...
+_TABLE_ARGS = frozenset(
+    {"this", "alias", "db", "catalog", "laterals", "joins", "pivots", "version", "sample"}
+)
+
+
+def _hint_nodes() -> tuple[type, ...]:
+    from sqlglot import exp
+
+    return (exp.Anonymous, exp.Identifier, exp.Column, exp.Literal, exp.Table, exp.Var, exp.TableAlias)
+
+
 def refuse(what: str) -> QueryNotAllowedError:
     return QueryNotAllowedError(
         f"medallion sql runs read-only queries over the declared tables; refused: {what}"
@@ -172,12 +185,34 @@ def check_nodes(tree: Any) -> None:
         func = function_name(node)
         if func in REFUSED_FUNCTIONS:
             raise refuse(f"{func}() {REFUSED_FUNCTIONS[func]}")
-        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+        if isinstance(node, exp.Table):
+            extra = sorted(k for k, v in node.args.items() if v and k not in _TABLE_ARGS)
+            if extra:
+                raise refuse(f"{extra[0].upper()} on a table ({_describe(node)})")
+            if not isinstance(node.this, exp.Identifier):
+                check_relation_function(node)
+        if isinstance(node, exp.Lateral) and isinstance(node.this, exp.Func):
             check_relation_function(node)
+        if isinstance(node, exp.Hint):
+            check_hint(node)
+
+
+def check_hint(hint: Any) -> None:
+    """``/*+ BROADCAST(r) */``, ``/*+ REPARTITION(8, origin) */``: names and numbers only, nothing that could
+    be read differently inside a comment."""
+    from sqlglot import exp
+
+    allowed = _hint_nodes()
+    for sub in hint.walk():
+        if isinstance(sub, exp.Identifier) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", sub.name):
+            raise refuse(f"the hint name {sub.name!r} (hints take plain names and numbers)")
+        if not isinstance(sub, allowed) and type(sub).__name__ not in ("Hint", "JoinHint"):
+            raise refuse(f"{_describe(sub)} inside a hint (hints take plain names and numbers)")
 
 
 def check_relation_function(table: Any) -> None:
-    """A relation that is not a name: only the generator functions of :data:`TABLE_FUNCTIONS`."""
+    """A relation (a FROM item or a LATERAL) that is not a name: only the generator functions of
+    :data:`TABLE_FUNCTIONS`."""
     func = function_name(table.this)
     if func is None:
         raise refuse(f"the relation {table.this.sql(dialect='spark', comments=False)[:80]!r}")

@@ -80,6 +80,16 @@ ESCAPES = {
     # values Spark would fill in from its configuration or the environment
     "substitution": "SELECT * FROM gold.route_daily_stats WHERE origin = ${env:HOME}",
     "placeholder": "SELECT * FROM gold.route_daily_stats WHERE origin = ?",
+    # hidden in hints, LATERAL and table clauses
+    "function_in_hint": "SELECT /*+ REPARTITION(reflect('java.lang.Math', 'abs', -1)) */ 1",
+    "subquery_in_hint": "SELECT /*+ BROADCAST((SELECT 1)) */ 1",
+    "quoted_name_in_hint": "SELECT /*+ BROADCAST(`a b`) */ 1",
+    "lateral_table_function": "SELECT * FROM range(1), LATERAL sql_keywords()",
+    "lateral_read_files": "SELECT * FROM range(1), LATERAL read_files('/etc')",
+    "table_of": "SELECT * FROM TABLE(gold.route_daily_stats)",
+    "changes": "SELECT * FROM gold.route_daily_stats CHANGES (INFORMATION => DEFAULT)",
+    "execute_immediate": "EXECUTE IMMEDIATE 'SELECT 1'",
+    "declare": "DECLARE VARIABLE x INT",
 }
 
 LEGITIMATE = {
@@ -108,6 +118,7 @@ LEGITIMATE = {
     "FROM gold.route_daily_stats",
     "json_paths": "SELECT get_json_object(details, '$.a.b[0]') FROM gold.dq_results",
     "hint": "SELECT /*+ BROADCAST(r) */ * FROM gold.route_daily_stats r JOIN silver.flights f ON r.dest = f.dest",
+    "hint_partitioning": "SELECT /*+ REPARTITION(3, origin), COALESCE(2) */ * FROM gold.route_daily_stats",
     "describe": "DESCRIBE EXTENDED gold.route_daily_stats",
     "describe_query": "DESCRIBE SELECT origin FROM gold.route_daily_stats",
     "pivot": "SELECT * FROM gold.route_daily_stats PIVOT (sum(flights) FOR origin IN ('JFK', 'LGA'))",
