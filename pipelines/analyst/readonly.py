@@ -111,7 +111,8 @@ _TABLE_ARGS = frozenset(
 def _hint_nodes() -> tuple[type, ...]:
     from sqlglot import exp
 
-    return (exp.Anonymous, exp.Identifier, exp.Column, exp.Literal, exp.Table, exp.Var, exp.TableAlias)
+    # The hint itself may parse as a function (COALESCE(2)); deny-listed names are refused like anywhere else.
+    return (exp.Func, exp.Identifier, exp.Column, exp.Literal, exp.Table, exp.Var, exp.TableAlias)
 
 
 def refuse(what: str) -> QueryNotAllowedError:
@@ -206,6 +207,8 @@ def check_hint(hint: Any) -> None:
     for sub in hint.walk():
         if isinstance(sub, exp.Identifier) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", sub.name):
             raise refuse(f"the hint name {sub.name!r} (hints take plain names and numbers)")
+        if isinstance(sub, exp.Literal) and ("*/" in sub.name or "/*" in sub.name):
+            raise refuse("a comment marker inside a hint")
         if not isinstance(sub, allowed) and type(sub).__name__ not in ("Hint", "JoinHint"):
             raise refuse(f"{_describe(sub)} inside a hint (hints take plain names and numbers)")
 

@@ -136,6 +136,14 @@ def test_every_escape_is_refused_before_spark(sql: str) -> None:
 
 
 @pytest.mark.fast
+def test_a_comment_end_inside_a_hint_is_refused_not_run() -> None:
+    # Spark's lexer and sqlglot's could disagree on where such a hint ends: it is refused either way.
+    with pytest.raises(UsageError) as err:
+        translate("SELECT /*+ REPARTITION('*/') */ 1", KNOWN)
+    assert "\n" not in str(err.value) and "SQL syntax error" in str(err.value)
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "sql", ["SELECT * FROM default.secrets", "SELECT * FROM global_temp.v", "SELECT * FROM v"]
 )
