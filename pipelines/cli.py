@@ -231,15 +231,29 @@ def _parser() -> argparse.ArgumentParser:
         "Prints the path of index.html.",
     )
     docs.add_argument(
-        "--out", help="output folder (default: <state>/docs); an earlier build there is replaced"
+        "--out",
+        help="output folder (default: <state>/docs): a new or empty folder, or one an earlier build wrote "
+        "(replaced); a folder with other files in it is refused and left as it is",
     )
 
     maintain = sub.add_parser(
-        "maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table"
+        "maintain",
+        help="OPTIMIZE (compact small files) and VACUUM every existing table",
+        description="OPTIMIZE (compact small files) and VACUUM (delete files no version within the retention "
+        "references) every existing table, or those given with --table. VACUUM keeps at least each table's "
+        "retention (its delta.deletedFileRetentionDuration, default 7 days = 168 hours): a shorter "
+        "--retention-hours is refused before anything runs, since it would delete files that time travel and "
+        "writes in flight still need. To keep less history, lower the table's property first. The offline "
+        "engine's staging folders of writes in flight are never removed; those of writes that died are.",
     )
     maintain.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
     maintain.add_argument(
-        "--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)"
+        "--retention-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="VACUUM retention in hours, at least each table's own (default: each table's "
+        "delta.deletedFileRetentionDuration, 168 when unset)",
     )
     for module in _extensions():
         module.register(sub)
@@ -543,14 +557,21 @@ def cmd_docs(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.analyst.catalog import listed_tables
     from pipelines.lakehouse import open_lakehouse
+    from pipelines.lakehouse.base import check_retention
 
+    if args.retention_hours is not None and args.retention_hours < 0:
+        raise UsageError(f"--retention-hours must be 0 or more, not {args.retention_hours:g}")
     lh = open_lakehouse(settings)
     every = listed_tables(lh)  # every declared table (system tables too), existing quarantines
     names = args.table or every
     for name in names:
         if name not in every:
             settings.table(name)  # an unknown name: the error lists close matches
-        if not lh.exists(name):
+    existing = [n for n in names if lh.exists(n)]
+    for name in existing:  # every retention is checked before any table is touched
+        check_retention(lh.ref(name), args.retention_hours, lh.retention_hours(name))
+    for name in names:
+        if name not in existing:
             _print(f"{name:<28} not built yet, skipped")
             continue
         started = time.perf_counter()

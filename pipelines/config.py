@@ -14,12 +14,17 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
 - ``MEDALLION_SCHEMA_BRONZE`` / ``_SILVER`` / ``_GOLD``  schema of a layer (overrides ``storage.schemas``;
   the jobs' ``--bronze-schema`` etc., so that bundle variables name the Unity Catalog schemas)
+
+Catalog, schema and table names (from the files or these variables) must be identifiers
+(:data:`IDENTIFIER`): they become folder names and ``catalog.schema.table`` names, so a ``/``, ``..``, dot or
+backtick would point outside the lakehouse or at another catalog object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -42,6 +47,19 @@ SCHEMA_EVOLUTION_POLICIES = ("rescue", "add_columns", "fail")
 # (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
 INGEST_MODES = ("manifest", "autoloader")
 BACKFILL_GRAINS = ("day", "month")
+#: A catalog, schema or table name: letters, digits and underscores, not starting with a digit (what Unity
+#: Catalog and Spark take unquoted, and a plain folder name).
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+def identifier_problem(value: object, what: str) -> str | None:
+    """Why ``value`` cannot be the name ``what`` (None: it can)."""
+    if isinstance(value, str) and IDENTIFIER.fullmatch(value):
+        return None
+    return (
+        f"{what} is {value!r}: a name must be letters, digits and underscores, not starting with a digit "
+        "(no '/', '.', '..', backticks or spaces)"
+    )
 
 
 @dataclass(frozen=True)
@@ -468,6 +486,13 @@ def _validate(settings: Settings) -> None:
     missing_layers = [layer for layer in LAYERS if layer not in settings.storage.schemas]
     if missing_layers:
         raise ConfigError(f"{src}: storage.schemas lacks the layer(s) {', '.join(missing_layers)}")
+    names = [(v, f"storage.schemas.{k}") for k, v in settings.storage.schemas.items()]
+    if settings.storage.catalog is not None:
+        names.append((settings.storage.catalog, "storage.catalog"))
+    for value, what in names:
+        problem = identifier_problem(value, what)
+        if problem:
+            raise ConfigError(f"{src}: {problem}")
     for name, source in settings.sources.items():
         if source.format not in SOURCE_FORMATS:
             raise ConfigError(
@@ -504,6 +529,8 @@ def table_problems(settings: Settings) -> list[str]:
         layer, _, short = name.partition(".")
         if layer not in LAYERS or not short:
             found.append(f"{where}: a table name is <layer>.<table> with layer one of {', '.join(LAYERS)}")
+        elif problem := identifier_problem(short, "its table part"):
+            found.append(f"{where}: {problem}")
         elif table.layer != layer:
             found.append(f"{where} declares layer {table.layer!r} but its name says {layer!r}")
         if table.write.mode not in WRITE_MODES:
@@ -602,6 +629,10 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     }
     if path_overrides:
         settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
+    for var in ("MEDALLION_CATALOG", *(f"MEDALLION_SCHEMA_{layer.upper()}" for layer in LAYERS)):
+        problem = os.environ.get(var) and identifier_problem(os.environ[var], f"environment variable {var}")
+        if problem:
+            raise ConfigError(problem)
     catalog = os.environ.get("MEDALLION_CATALOG")
     if catalog:
         settings = dataclasses.replace(

@@ -35,6 +35,19 @@ class UsageError(MedallionError):
     exit_code = 2
 
 
+class QueryNotAllowedError(UsageError):
+    """``medallion sql`` refused a statement before Spark saw it: it is not a read-only query over the
+    declared tables (a command, DDL/DML, a shell ``TRANSFORM``, reflection, a file path, ``IDENTIFIER()``, ...)."""
+
+
+class RetentionError(UsageError):
+    """VACUUM was asked to keep less history than the table's ``delta.deletedFileRetentionDuration``."""
+
+
+class OutputFolderError(UsageError):
+    """A report folder (``--out``) is not empty and was not written by this product: nothing is deleted."""
+
+
 class StorageError(MedallionError):
     """A Delta table could not be read or written."""
 

@@ -40,6 +40,7 @@ from pipelines.lakehouse.base import (
     WriteResult,
     as_nullable,
     check_merge_keys,
+    check_retention,
     check_write_mode,
     conform,
     find_commit,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# delta-spark's own check that VACUUM keeps the table's retention: this product never switches it off.
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 
 # Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
@@ -421,7 +423,7 @@ class NativeDeltaStore(DeltaStore):
             out.append(
                 {
                     "version": int(row["version"]),
-                    "timestamp": int(row["timestamp"].timestamp() * 1000),
+                    "timestamp": round(row["timestamp"].timestamp() * 1000),  # int() could lose a ms
                     "operation": row["operation"],
                     "operationParameters": dict(row["operationParameters"] or {}),
                     "operationMetrics": dict(row["operationMetrics"] or {}),
@@ -489,25 +491,13 @@ class NativeDeltaStore(DeltaStore):
         metrics = row.asDict(recursive=True).get("metrics", {}) if row else {}
         return dict(metrics or {})
 
-    def vacuum(self, table: TableRef, retention_hours: int = 168) -> list[str]:
-        """Files deleted (those VACUUM's dry run lists, then VACUUM itself). A retention below Delta's
-        7-day check is allowed for this call only: the session's setting is restored afterwards."""
+    def vacuum(self, table: TableRef, retention_hours: float | None = None) -> list[str]:
+        """Files deleted (those VACUUM's dry run lists, then VACUUM itself). Never below the table's
+        retention (RetentionError); delta-spark's own retention check stays on."""
+        hours = check_retention(table, retention_hours, self.retention_hours(table))
         name = _sql_name(table)
-        previous = self.spark.conf.get(RETENTION_CHECK_CONF, None)
-        if retention_hours < 168:
-            self.spark.conf.set(RETENTION_CHECK_CONF, "false")
-        try:
-            doomed = [
-                str(r[0])
-                for r in self.spark.sql(
-                    f"VACUUM {name} RETAIN {int(retention_hours)} HOURS DRY RUN"
-                ).collect()
-            ]
-            if doomed:
-                self.spark.sql(f"VACUUM {name} RETAIN {int(retention_hours)} HOURS").collect()
-        finally:
-            if previous is None:
-                self.spark.conf.unset(RETENTION_CHECK_CONF)
-            else:
-                self.spark.conf.set(RETENTION_CHECK_CONF, previous)
+        retain = f"RETAIN {hours:.6f}".rstrip("0").rstrip(".") + " HOURS"
+        doomed = [str(r[0]) for r in self.spark.sql(f"VACUUM {name} {retain} DRY RUN").collect()]
+        if doomed:
+            self.spark.sql(f"VACUUM {name} {retain}").collect()
         return doomed

@@ -19,7 +19,6 @@ import re
 import shutil
 import time
 import urllib.parse
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,12 +39,12 @@ from pipelines.lakehouse.base import (
 from pipelines.lakehouse.offline.core import OfflineCore
 from pipelines.lakehouse.offline.features import check_writable
 from pipelines.lakehouse.offline.paths import (
-    STAGING_PREFIX,
     is_delta,
     local_path,
     partition_string,
     table_root,
 )
+from pipelines.lakehouse.offline.staging import claim_staging, release_staging
 from pipelines.lakehouse.offline.stats import add_action, file_stats
 
 if TYPE_CHECKING:
@@ -217,7 +216,8 @@ class WriteMixin(OfflineCore):
 
         write_id = new_write_id()
         commit = _commit_properties(with_write_id(commit_info, write_id))
-        staging = os.path.join(root, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        claim = claim_staging(root)  # held until the write is over: maintenance leaves the folder alone
+        staging = claim.folder
         moved: list[str] = []
         adds: list[Any] = []
         try:
@@ -274,7 +274,7 @@ class WriteMixin(OfflineCore):
                 ) from None
             raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            release_staging(claim)
         version = 0 if not exists else self._own_version(table, write_id)
         custom_properties = {
             k: v for k, v in (properties or {}).items() if k not in _delta_properties(properties)
