@@ -19,6 +19,7 @@ silver and the quarantine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,10 +62,17 @@ def _silver_of(lh: Lakehouse, bronze: str) -> str | None:
     return found[0] if found else None
 
 
-def _fingerprint(columns: list[Column]) -> Column:
+def _fingerprint(names: Sequence[str], prefix: str = "") -> Column:
+    """A hash of the landed columns ``names`` (read under ``prefix``). Timestamps count to the millisecond:
+    quarantine rows written before it kept microseconds hold them so."""
     from pyspark.sql import functions as F
 
-    return F.xxhash64(*columns)
+    return F.xxhash64(
+        *[
+            F.date_trunc("millisecond", F.col(prefix + n)) if n == "_ingested_at" else F.col(prefix + n)
+            for n in names
+        ]
+    )
 
 
 def _relative(path: Column, landing: str) -> Column:
@@ -78,6 +86,7 @@ def account_table(lh: Lakehouse, bronze: str) -> list[FileAccount]:
     """The accounts of every delivery of one bronze table."""
     from pyspark.sql import functions as F
 
+    from pipelines.dq.engine import JSON_OPTIONS
     from pipelines.silver.common import typed
     from pipelines.system import quarantine_name
 
@@ -88,8 +97,7 @@ def account_table(lh: Lakehouse, bronze: str) -> list[FileAccount]:
     silver = _silver_of(lh, bronze)
     rows = lh.read(bronze)
     landing = str(settings.landing_dir)
-    record = [F.col(c) for c in (*landed, *LANDED_META)]
-    rows = rows.withColumn("__fp", _fingerprint(record))
+    rows = rows.withColumn("__fp", _fingerprint([*landed, *LANDED_META]))
     outcome = F.lit("unaccounted")
     if silver is not None and lh.exists(silver):
         s_conf = settings.table(silver)
@@ -123,11 +131,13 @@ def account_table(lh: Lakehouse, bronze: str) -> list[FileAccount]:
                 ", ".join(f"`{c}` string" for c in landed)
                 + ", `_corrupt_record` string, `_source_file` string, `_ingested_at` timestamp"
             )
-            parsed = F.from_json(F.col("source_record"), fields)
+            # The landed _corrupt_record is a plain field here, not Spark's corrupt-record column.
+            options = {**JSON_OPTIONS, "columnNameOfCorruptRecord": "__unparsable_source_record"}
+            parsed = F.from_json(F.col("source_record"), fields, options)
             quarantined = (
                 lh.read(quarantine)
                 .select(parsed.alias("r"))
-                .select(_fingerprint([F.col(f"r.{c}") for c in (*landed, *LANDED_META)]).alias("__fp"))
+                .select(_fingerprint([*landed, *LANDED_META], "r.").alias("__fp"))
                 .distinct()
                 .withColumn("__q", F.lit(True))
             )

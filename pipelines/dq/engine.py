@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from pipelines.lakehouse import Lakehouse
 
 FAILED_COLUMN = "_dq_failed"
+# Quarantined rows as JSON keep timestamps to the microsecond (Spark's default format stops at the millisecond,
+# and the audit matches a quarantined row to its bronze row by value).
+JSON_OPTIONS = {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}
+
 # In-flight columns (names starting with "__") are visible to checks and never written. __source_record, a
 # struct a transform may keep with the row as it arrived, is written to quarantine only.
 IN_FLIGHT_PREFIX = "__"
@@ -431,7 +435,7 @@ class TableChecks:
             if c.startswith(IN_FLIGHT_PREFIX) and c != SOURCE_RECORD and not c.startswith("__fk_")
         ]
         source = (
-            F.to_json(F.struct(F.col(f"{SOURCE_RECORD}.*"), *extras))
+            F.to_json(F.struct(F.col(f"{SOURCE_RECORD}.*"), *extras), JSON_OPTIONS)
             if SOURCE_RECORD in rows.columns
             else F.lit(None).cast("string")
         )
@@ -439,7 +443,7 @@ class TableChecks:
             F.col(FAILED_COLUMN).alias("failed_checks"),
             F.lit(self.run_id).alias("run_id"),
             F.current_timestamp().alias("quarantined_at"),
-            F.to_json(F.struct(*typed)).alias("record"),
+            F.to_json(F.struct(*typed), JSON_OPTIONS).alias("record"),
             source.alias("source_record"),
         )
         template = self.lh.settings.quarantine
