@@ -142,18 +142,20 @@ def integrity(home: Path, spark: Any | None) -> list[str]:
 
 
 def orphans(home: Path) -> list[str]:
-    """Data files in table folders that the current version does not reference."""
-    from deltalake import DeltaTable
-
+    """Data files in table folders that no commit of the log ever added: the leftovers of a write that died.
+    (Files a commit removed stay for time travel until VACUUM's retention has passed since that commit.)"""
     found = []
     for path in tables_of(home / "lakehouse"):
-        live = {
-            urllib.parse.unquote(p)
-            for p in DeltaTable(str(path)).get_add_actions(flatten=True).column("path").to_pylist()
-        }
+        committed = set()
+        for commit in (path / "_delta_log").glob("*.json"):
+            for line in commit.read_text().splitlines():
+                action = json.loads(line) if line.strip() else {}
+                for kind in ("add", "remove"):
+                    if kind in action:
+                        committed.add(urllib.parse.unquote(action[kind]["path"]))
         for f in path.rglob("*.parquet"):
             rel = f.relative_to(path).as_posix()
-            if not rel.startswith("_delta_log") and rel not in live:
+            if not rel.startswith("_delta_log") and rel not in committed:
                 found.append(f"{logical(path)}/{rel}")
     return found
 
