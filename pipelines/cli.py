@@ -38,6 +38,11 @@ environment variables:
   MEDALLION_DELTA_CACHE where `medallion setup` keeps the jars (default ~/.cache/medallion/delta)
   MEDALLION_MAVEN_REPO Maven repository for `medallion setup` (default Maven Central)
 
+exit codes:
+  0 done; 1 a step failed; 2 bad configuration or arguments; 3 training refused by the data-quality gate;
+  4 run completed, but landed files were not ingested (see bronze.rejected_files);
+  5 another run holds this home's run lock
+
 examples:
   medallion setup                        # once, at install: fetch Delta's jars for the native engine
   medallion run                          # land the sample (first time), build all tables
@@ -100,7 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
+    run.add_argument(
+        "--no-ml", action="store_true", help="build the tables only: no training or scoring after them"
+    )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another run holds this home's run lock, wait up to SECONDS for it (default: stop at once, "
+        "exit code 5)",
+    )
     run.add_argument(
         "--full-refresh",
         action="store_true",
@@ -190,6 +206,14 @@ def _parser() -> argparse.ArgumentParser:
         "--run-id", help="identifier recorded with every write (default: time + random suffix)"
     )
 
+    sub.add_parser(
+        "audit",
+        help="account for every landed row: file -> bronze -> silver, quarantine, superseded or rejected",
+        description="Per landed file and delivery: the records in the file, the rows bronze holds, and where "
+        "each bronze row went (silver, the quarantine, superseded by another delivery, or a rejected file). "
+        "Exits 1 (AuditError) when any row is unaccounted.",
+    )
+
     tables = sub.add_parser("tables", help="list every declared table with its rows, version and last update")
     tables.add_argument("--layer", choices=["bronze", "silver", "gold"], help="only this layer")
 
@@ -207,15 +231,29 @@ def _parser() -> argparse.ArgumentParser:
         "Prints the path of index.html.",
     )
     docs.add_argument(
-        "--out", help="output folder (default: <state>/docs); an earlier build there is replaced"
+        "--out",
+        help="output folder (default: <state>/docs): a new or empty folder, or one an earlier build wrote "
+        "(replaced); a folder with other files in it is refused and left as it is",
     )
 
     maintain = sub.add_parser(
-        "maintain", help="OPTIMIZE (compact small files) and VACUUM every existing table"
+        "maintain",
+        help="OPTIMIZE (compact small files) and VACUUM every existing table",
+        description="OPTIMIZE (compact small files) and VACUUM (delete files no version within the retention "
+        "references) every existing table, or those given with --table. VACUUM keeps at least each table's "
+        "retention (its delta.deletedFileRetentionDuration, default 7 days = 168 hours): a shorter "
+        "--retention-hours is refused before anything runs, since it would delete files that time travel and "
+        "writes in flight still need. To keep less history, lower the table's property first. The offline "
+        "engine's staging folders of writes in flight are never removed; those of writes that died are.",
     )
     maintain.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
     maintain.add_argument(
-        "--retention-hours", type=int, default=168, help="VACUUM retention (default 168 = 7 days)"
+        "--retention-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="VACUUM retention in hours, at least each table's own (default: each table's "
+        "delta.deletedFileRetentionDuration, 168 when unset)",
     )
     for module in _extensions():
         module.register(sub)
@@ -348,7 +386,8 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     if refused:
         for name, reason in refused:
             _print(f"  refused {name}: {reason}")
-    results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
+    with _one_run_at_a_time(settings, run_id, args):
+        results = run_backfill(lh, tables, start, end, run_id, on_step=_step_table())
     _print(
         f"done: {len(results)} table(s), {sum(r.rows_written for r in results):,} rows written in "
         f"{time.perf_counter() - started:.1f} s (backfill {run_id})"
@@ -359,15 +398,36 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.lakehouse import open_lakehouse
-    from pipelines.runner import new_run_id, run_pipeline, select_tables
-    from pipelines.session import decide_engine
+    from pipelines.runner import new_run_id, select_tables
 
     if args.dry_run:
         return cmd_plan(settings, args)
     tables = select_tables(settings, args.select)
     run_id = args.run_id or new_run_id()
     started = time.perf_counter()
+    with _one_run_at_a_time(settings, run_id, args):  # landing the sample included
+        return _run_locked(settings, args, tables, run_id, started)
+
+
+def _one_run_at_a_time(settings: Settings, run_id: str, args: argparse.Namespace) -> Any:
+    """The home's run lock (see :mod:`pipelines.runlock`); none on Databricks (jobs run one at a time)."""
+    import contextlib
+
+    from pipelines.runlock import run_lock
+    from pipelines.session import on_databricks
+
+    if on_databricks():
+        return contextlib.nullcontext()
+    return run_lock(settings.state_dir, run_id, getattr(args, "wait", 0.0) or 0.0)
+
+
+def _run_locked(
+    settings: Settings, args: argparse.Namespace, tables: list[str], run_id: str, started: float
+) -> int:
+    from pipelines.lakehouse import open_lakehouse
+    from pipelines.runner import run_pipeline
+    from pipelines.session import decide_engine
+
     if not args.no_land and _nothing_landed(settings):
         _print("nothing is landed yet: delivering the embedded sample first")
         cmd_land(settings, argparse.Namespace(month=None, source=None, force=False))
@@ -386,9 +446,61 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"done: {len(results)} table(s), {built} changed, {written:,} rows written in "
         f"{time.perf_counter() - started:.1f} s (run {run_id})"
     )
+    problems = _landing_report(lh, results, tables, run_id)
     args.run_id = run_id  # the post-run steps record it too
     for hook in _post_run_hooks():
         hook(settings, args, tables, lh)
+    if problems:
+        _print(
+            f"completed with {problems} landed file(s) not ingested (exit code {EXIT_REJECTIONS}): they stay in "
+            f'landing, see bronze.rejected_files (medallion sql "SELECT * FROM bronze.rejected_files")'
+        )
+        return EXIT_REJECTIONS
+    return 0
+
+
+#: ``medallion run`` finished, but some landed files were not ingested (rejected, or matching no source).
+EXIT_REJECTIONS = 4
+
+
+def _landing_report(lh: Any, results: Sequence[Any], tables: Sequence[str], run_id: str) -> int:
+    """Print what bronze noticed in the landed files; returns how many files were not ingested."""
+    from pipelines.lakehouse.ingest import report_unmatched
+
+    for r in results:
+        for note in r.notes:
+            _print(f"  note {r.table}: {note}")
+        for why in r.rejected:
+            _print(f"  REJECTED {r.table}: {why}")
+    count = sum(len(r.rejected) for r in results)
+    if any(lh.settings.tables[t].layer == "bronze" for t in tables):
+        for info, why in report_unmatched(lh, run_id):
+            _print(f"  NOT INGESTED {info.name}: {why}")
+            count += 1
+    return count
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.audit import audit, check
+    from pipelines.lakehouse import open_lakehouse
+
+    lh = open_lakehouse(settings)
+    accounts = audit(lh)
+    _print(
+        f"{'table':<16} {'landed file':<40} {'file rows':>9} {'bronze':>8} {'silver':>8} {'quarant.':>8} "
+        f"{'supersed.':>9} {'rejected':>8} {'unaccounted':>11}"
+    )
+    for a in sorted(accounts, key=lambda a: (a.table, a.file, str(a.delivered_at))):
+        rows = "-" if a.file_rows is None else f"{a.file_rows:,}"
+        _print(
+            f"{a.table:<16} {a.file:<40} {rows:>9} {a.bronze:>8,} {a.silver:>8,} {a.quarantine:>8,} "
+            f"{a.superseded:>9,} {a.rejected:>8} {a.unaccounted:>11,}"
+            + (f"  ({'; '.join(a.notes)})" if a.notes else "")
+        )
+    check(accounts)
+    _print(
+        f"every row accounted for: {len(accounts)} delivery(ies), {sum(a.bronze for a in accounts):,} bronze rows"
+    )
     return 0
 
 
@@ -445,18 +557,28 @@ def cmd_docs(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.analyst.catalog import listed_tables
     from pipelines.lakehouse import open_lakehouse
+    from pipelines.lakehouse.base import check_retention
 
+    if args.retention_hours is not None and args.retention_hours < 0:
+        raise UsageError(f"--retention-hours must be 0 or more, not {args.retention_hours:g}")
     lh = open_lakehouse(settings)
     every = listed_tables(lh)  # every declared table (system tables too), existing quarantines
     names = args.table or every
     for name in names:
         if name not in every:
             settings.table(name)  # an unknown name: the error lists close matches
-        if not lh.exists(name):
+    existing = [n for n in names if lh.exists(n)]
+    for name in existing:  # every retention is checked before any table is touched
+        check_retention(lh.ref(name), args.retention_hours, lh.retention_hours(name))
+    for name in names:
+        if name not in existing:
             _print(f"{name:<28} not built yet, skipped")
             continue
         started = time.perf_counter()
         metrics = lh.optimize(name)
+        from pipelines.faults import crash_point
+
+        crash_point("maintain.optimized")
         removed = lh.vacuum(name, args.retention_hours)
         added = metrics.get("numFilesAdded", metrics.get("num_files_added", "?"))
         dropped = metrics.get("numFilesRemoved", metrics.get("num_files_removed", "?"))
@@ -474,6 +596,7 @@ COMMANDS = {
     "docs": cmd_docs,
     "land": cmd_land,
     "setup": cmd_setup,
+    "audit": cmd_audit,
     "tables": cmd_tables,
     "history": cmd_history,
     "maintain": cmd_maintain,

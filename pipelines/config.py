@@ -14,12 +14,17 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
 - ``MEDALLION_SCHEMA_BRONZE`` / ``_SILVER`` / ``_GOLD``  schema of a layer (overrides ``storage.schemas``;
   the jobs' ``--bronze-schema`` etc., so that bundle variables name the Unity Catalog schemas)
+
+Catalog, schema and table names (from the files or these variables) must be identifiers
+(:data:`IDENTIFIER`): they become folder names and ``catalog.schema.table`` names, so a ``/``, ``..``, dot or
+backtick would point outside the lakehouse or at another catalog object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -36,10 +41,25 @@ ENGINES = ("auto", "native", "offline")
 WRITE_MODES = ("append", "overwrite", "merge")
 SOURCE_FORMATS = ("csv", "jsonl")
 REDELIVERY_POLICIES = ("reingest", "skip", "fail")
+BAD_FILE_POLICIES = ("reject", "fail")
+SCHEMA_EVOLUTION_POLICIES = ("rescue", "add_columns", "fail")
 # How bronze takes landed files: manifest (pipelines/lakehouse/ingest.py, runs anywhere) or autoloader
 # (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
 INGEST_MODES = ("manifest", "autoloader")
 BACKFILL_GRAINS = ("day", "month")
+#: A catalog, schema or table name: letters, digits and underscores, not starting with a digit (what Unity
+#: Catalog and Spark take unquoted, and a plain folder name).
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+def identifier_problem(value: object, what: str) -> str | None:
+    """Why ``value`` cannot be the name ``what`` (None: it can)."""
+    if isinstance(value, str) and IDENTIFIER.fullmatch(value):
+        return None
+    return (
+        f"{what} is {value!r}: a name must be letters, digits and underscores, not starting with a digit "
+        "(no '/', '.', '..', backticks or spaces)"
+    )
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,12 @@ class SourceConf:
     description: str = ""
     # What to do when a file arrives again under a name already ingested, with other size or mtime.
     redelivery: str = "reingest"
+    # A file that cannot be ingested (unreadable, not UTF-8, a header naming none of the columns, ...):
+    # reject it alone (recorded in bronze.rejected_files, left in landing, the run says so) or fail the run.
+    on_bad_file: str = "reject"
+    # Columns a file has that the source does not declare: rescue them into _rescued_data (JSON), add them
+    # to the bronze table, or reject the file (on_bad_file decides what a rejection does).
+    schema_evolution: str = "rescue"
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,9 @@ class TableConf:
     columns: Mapping[str, str] = field(default_factory=dict)
     properties: Mapping[str, str] = field(default_factory=dict)
     # Data-quality checks, run on every batch before it is written (pipelines/dq).
+    # The landed columns that identify a record of this (silver) table, as silver types them: how
+    # `medallion audit` follows a bronze row downstream. Default: write.keys.
+    landed_key: tuple[str, ...] = ()
     expectations: tuple[ExpectationConf, ...] = ()
     # A date range of the table can be rebuilt alone (``medallion backfill``); unset: it cannot.
     backfill: BackfillConf | None = None
@@ -457,6 +486,13 @@ def _validate(settings: Settings) -> None:
     missing_layers = [layer for layer in LAYERS if layer not in settings.storage.schemas]
     if missing_layers:
         raise ConfigError(f"{src}: storage.schemas lacks the layer(s) {', '.join(missing_layers)}")
+    names = [(v, f"storage.schemas.{k}") for k, v in settings.storage.schemas.items()]
+    if settings.storage.catalog is not None:
+        names.append((settings.storage.catalog, "storage.catalog"))
+    for value, what in names:
+        problem = identifier_problem(value, what)
+        if problem:
+            raise ConfigError(f"{src}: {problem}")
     for name, source in settings.sources.items():
         if source.format not in SOURCE_FORMATS:
             raise ConfigError(
@@ -467,6 +503,12 @@ def _validate(settings: Settings) -> None:
                 f"{src}: sources.{name}.redelivery is {source.redelivery!r}; "
                 f"allowed: {', '.join(REDELIVERY_POLICIES)}"
             )
+        for key, value, allowed in (
+            ("on_bad_file", source.on_bad_file, BAD_FILE_POLICIES),
+            ("schema_evolution", source.schema_evolution, SCHEMA_EVOLUTION_POLICIES),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"{src}: sources.{name}.{key} is {value!r}; allowed: {', '.join(allowed)}")
         if not source.columns:
             raise ConfigError(f"{src}: sources.{name}.columns must list the columns the source delivers")
     problems = table_problems(settings)
@@ -487,6 +529,8 @@ def table_problems(settings: Settings) -> list[str]:
         layer, _, short = name.partition(".")
         if layer not in LAYERS or not short:
             found.append(f"{where}: a table name is <layer>.<table> with layer one of {', '.join(LAYERS)}")
+        elif problem := identifier_problem(short, "its table part"):
+            found.append(f"{where}: {problem}")
         elif table.layer != layer:
             found.append(f"{where} declares layer {table.layer!r} but its name says {layer!r}")
         if table.write.mode not in WRITE_MODES:
@@ -585,6 +629,10 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     }
     if path_overrides:
         settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
+    for var in ("MEDALLION_CATALOG", *(f"MEDALLION_SCHEMA_{layer.upper()}" for layer in LAYERS)):
+        problem = os.environ.get(var) and identifier_problem(os.environ[var], f"environment variable {var}")
+        if problem:
+            raise ConfigError(problem)
     catalog = os.environ.get("MEDALLION_CATALOG")
     if catalog:
         settings = dataclasses.replace(

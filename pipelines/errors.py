@@ -35,6 +35,19 @@ class UsageError(MedallionError):
     exit_code = 2
 
 
+class QueryNotAllowedError(UsageError):
+    """``medallion sql`` refused a statement before Spark saw it: it is not a read-only query over the
+    declared tables (a command, DDL/DML, a shell ``TRANSFORM``, reflection, a file path, ``IDENTIFIER()``, ...)."""
+
+
+class RetentionError(UsageError):
+    """VACUUM was asked to keep less history than the table's ``delta.deletedFileRetentionDuration``."""
+
+
+class OutputFolderError(UsageError):
+    """A report folder (``--out``) is not empty and was not written by this product: nothing is deleted."""
+
+
 class StorageError(MedallionError):
     """A Delta table could not be read or written."""
 
@@ -55,12 +68,27 @@ class WriteConflictError(StorageError):
     """A write could not be committed: the table changed underneath it, or the data broke a rule."""
 
 
+class ConcurrentCommitError(WriteConflictError):
+    """Another writer committed to the table while this write ran, in a way that conflicts with it; nothing
+    of this write was committed. Safe to retry: the step reads its inputs again."""
+
+
 class MergeSourceTooLargeError(StorageError):
     """A MERGE source exceeds the configured bound for the offline engine."""
 
 
 class SessionError(MedallionError):
     """A Spark session could not be created as configured."""
+
+
+class RunLockedError(MedallionError):
+    """Another pipeline run holds this home's run lock (two runs at once would plan from the same state)."""
+
+    exit_code = 5
+
+
+class AuditError(MedallionError):
+    """``medallion audit`` found landed rows that are nowhere downstream (or cannot audit a table)."""
 
 
 class IngestionError(MedallionError):
@@ -83,3 +111,9 @@ class DataQualityGateError(MedallionError):
 
 class ModelError(MedallionError):
     """Training, registry or scoring could not proceed (no champion, too little data, server not starting)."""
+
+
+class TrainingDataError(ModelError):
+    """The feature table version cannot be split into training and validation data that can train and judge a
+    classifier (too few months, one label value). Found before any training work; ``medallion run`` reports
+    it and ends successfully, since the data run itself succeeded."""

@@ -38,3 +38,7 @@ class IngestResult:
     files_skipped: int
     rows_written: int
     version: int | None
+    # Files not ingested, each "name: why" (recorded in bronze.rejected_files), and notes on the ones that
+    # were (a byte-order mark, another delimiter, a new column, ...).
+    rejected: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()

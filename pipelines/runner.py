@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.config import LAYERS, Settings, TableConf
 from pipelines.errors import ConfigError, UsageError
+from pipelines.faults import crash_point
 from pipelines.fingerprint import KEY as FINGERPRINT_KEY
 from pipelines.fingerprint import Fingerprint, fingerprint, load_transform
 from pipelines.lakehouse import Lakehouse, MergeSpec, WriteResult
@@ -38,6 +39,9 @@ class StepResult:
     # Why the step ran (or was skipped): new input commits, transform changed, ... (the event log keeps it).
     reason: str = ""
     error: str = ""  # the error class of a failed step
+    # Landed files this step did not ingest ("name: why"; bronze.rejected_files), and notes on those it did.
+    rejected: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def new_run_id() -> str:
@@ -173,10 +177,17 @@ def last_build(lh: Lakehouse, name: str) -> LastBuild | None:
     """The newest commit of a runner build (it carries the input versions); None: never built by the runner.
 
     Backfills and maintenance do not record input versions, so they never count as a build."""
+    found = builds(lh, name, limit=1)
+    return found[0] if found else None
+
+
+def builds(lh: Lakehouse, name: str, limit: int = 2) -> list[LastBuild]:
+    """The newest ``limit`` runner builds of the table, newest first (see :func:`last_build`)."""
     import json
 
+    found: list[LastBuild] = []
     if not lh.exists(name):
-        return None
+        return found
     for commit in lh.history(name):
         raw = commit["custom"].get(INPUTS_KEY)
         if not raw:
@@ -185,13 +196,55 @@ def last_build(lh: Lakehouse, name: str) -> LastBuild | None:
             inputs: dict[str, int] | None = {str(k): int(v) for k, v in json.loads(raw).items()}
         except (ValueError, TypeError, AttributeError):
             inputs = None
-        return LastBuild(
-            int(commit["version"]),
-            str(commit["custom"].get(RUN_KEY, "")),
-            inputs,
-            Fingerprint.from_json(commit["custom"].get(FINGERPRINT_KEY)),
+        found.append(
+            LastBuild(
+                int(commit["version"]),
+                str(commit["custom"].get(RUN_KEY, "")),
+                inputs,
+                Fingerprint.from_json(commit["custom"].get(FINGERPRINT_KEY)),
+            )
         )
-    return None
+        if len(found) >= limit:
+            break
+    return found
+
+
+def incomplete_build(lh: Lakehouse, name: str, conf: TableConf) -> LastBuild | None:
+    """The table's last build when its data-quality results never reached the DQ results table: the run
+    died after the table's commit and before its quarantine rows and DQ results were all written (they are
+    written after it, since they name the version it made). None: the last build is complete."""
+    from pyspark.sql import functions as F
+
+    if not conf.expectations:
+        return None
+    newest = builds(lh, name, limit=1)
+    if not newest:
+        return None
+    dq_table = lh.settings.system_table("dq_results")
+    if lh.exists(dq_table):
+        recorded = (
+            lh.read(dq_table)
+            .where((F.col("table_name") == name) & (F.col("table_version") == newest[0].version))
+            .limit(1)
+            .count()
+        )
+        if recorded:
+            return None
+    return newest[0]
+
+
+def _redo_incomplete(lh: Lakehouse, name: str, build: LastBuild) -> dict[str, int] | None:
+    """Undo what the dead build left beside its table commit (its quarantine rows, found by its run id), and
+    return the input versions of the build before it: the redo reads the dead build's batch again (a MERGE
+    or a replaceWhere of the same rows changes nothing; the quarantine rows and DQ results are written)."""
+    from pipelines.system import quarantine_name
+
+    quarantine = quarantine_name(name)
+    if build.run_id and lh.exists(quarantine):
+        quoted = build.run_id.replace("\\", "\\\\").replace("'", "\\'")
+        lh.delete(quarantine, f"run_id = '{quoted}'")
+    before = builds(lh, name, limit=2)
+    return before[1].inputs if len(before) > 1 else None
 
 
 def _last_inputs(lh: Lakehouse, name: str) -> dict[str, int] | None:
@@ -396,6 +449,12 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
     versions = {dep: lh.version(dep) for dep in conf.inputs}
     current = table_fingerprint(settings, conf)
     decision = decide(lh, name, full_refresh=full_refresh, current=current)
+    dead = incomplete_build(lh, name, conf) if decision.action in ("skip", "update") else None
+    redo_inputs: dict[str, int] | None = None
+    if dead is not None:
+        redo_inputs = _redo_incomplete(lh, name, dead)
+        why = f"run {dead.run_id} wrote version {dead.version} but not its data-quality results: redone"
+        decision = Decision("reread" if redo_inputs is None else "update", (*decision.reasons, why))
     if decision.action == "skip":
         update_comments(lh, name, conf)
         return StepResult(
@@ -403,7 +462,7 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
             decision.reason,
         )  # fmt: skip
     frames = {dep: lh.read(dep, versions[dep]) for dep in conf.inputs}
-    last = None if decision.full else _last_inputs(lh, name)
+    last = None if decision.full else (redo_inputs if dead is not None else _last_inputs(lh, name))
     changes = None
     if last is not None:
         changes = {
@@ -480,6 +539,8 @@ def _ingest(lh: Lakehouse, name: str, conf: TableConf, run_id: str, started: flo
     detail = f"{files} file(s) ingested, {res.files_skipped} already in"
     if res.files_redelivered:
         detail += f", {res.files_redelivered} re-delivered"
+    if res.rejected:
+        detail += f", {len(res.rejected)} rejected"
     return StepResult(
         name,
         "ok" if files else "skipped",
@@ -489,6 +550,8 @@ def _ingest(lh: Lakehouse, name: str, conf: TableConf, run_id: str, started: flo
         res.version,
         detail,
         f"{files} landed file(s) new or re-delivered" if files else "no new landed file",
+        rejected=res.rejected,
+        notes=res.notes,
     )
 
 
@@ -538,6 +601,7 @@ def check_and_write(
         if dq_error is not None:
             raise dq_error from None
         raise
+    crash_point("table.committed")
     outcomes = checks.finish(result.version)
     if conf.columns or conf.description:
         lh.set_comments(name, conf.description, conf.columns or None)
@@ -576,8 +640,25 @@ def run_pipeline(
     from pipelines.events import EventLog
 
     return EventLog(lh, run_id, "run").run(
-        tables, lambda name: run_table(lh, name, run_id, full_refresh=full_refresh), on_step
+        tables, lambda name: run_table_retrying(lh, name, run_id, full_refresh=full_refresh), on_step
     )
+
+
+def run_table_retrying(
+    lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False, attempts: int = 3
+) -> StepResult:
+    """:func:`run_table`, again when another writer's commit conflicted with this one's (nothing of it was
+    committed, and a step reads its inputs afresh: safe to redo). Other failures propagate at once."""
+    from pipelines.errors import ConcurrentCommitError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return run_table(lh, name, run_id, full_refresh=full_refresh)
+        except ConcurrentCommitError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def identity(**inputs: DataFrame) -> DataFrame:

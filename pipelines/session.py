@@ -27,6 +27,10 @@ from pipelines.errors import SessionError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+#: SQL settings of the session that runs analyst SQL (``medallion sql``): no ``csv.`/path``` / ``delta.`/path```
+#: tables, and no ``${...}`` substitution of configuration values and environment variables into the text.
+ANALYST_CONF = {"spark.sql.runSQLOnFiles": "false", "spark.sql.variable.substitute": "false"}
+
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
@@ -186,6 +190,31 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
         raise SessionError(f"could not start local Spark ({conf.master}): {exc}".splitlines()[0]) from exc
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def analyst_session(spark: SparkSession) -> SparkSession:
+    """A session for analyst SQL on ``spark``'s context (same engine, catalog and jars) with its own SQL
+    settings (:data:`ANALYST_CONF`) and its own temporary views; where sessions cannot be split (Spark
+    Connect), ``spark`` itself with those settings."""
+    try:
+        session = spark.newSession()
+    except Exception:  # pragma: no cover - Spark Connect has no newSession
+        session = spark
+    for key, value in ANALYST_CONF.items():
+        session.conf.set(key, value)
+    check_analyst_session(session)
+    return session
+
+
+def check_analyst_session(session: SparkSession) -> None:
+    """SessionError unless every setting of :data:`ANALYST_CONF` holds in ``session``."""
+    wrong = {k: session.conf.get(k, None) for k, v in ANALYST_CONF.items() if session.conf.get(k, None) != v}
+    if wrong:
+        raise SessionError(
+            "the analyst session does not hold its read-only settings ("
+            + ", ".join(f"{k}={v}" for k, v in wrong.items())
+            + "): refusing to run SQL in it"
+        )
 
 
 def stop_session() -> None:

@@ -5,6 +5,7 @@ by the part of the product that owns the role, never by ``medallion run``'s tran
 
 - ``dq_results``      one row per check per run (the data-quality engine)
 - ``ingest_manifest`` one row per landed file and delivery (bronze ingestion)
+- ``rejected_files``  one row per landed file bronze could not take, or that matches no source
 - ``predictions``     the champion's prediction per flight (``medallion score``)
 - ``pipeline_events`` one row per table per run (the runner)
 - ``quarantine``      rows that failed a quarantine check; one table per guarded table, all declared by the
@@ -62,6 +63,11 @@ ROLES: dict[str, Role] = {
         "file_modified_ms long not null, bronze_version long not null, run_id string not null, "
         "status string not null, ingested_at timestamp not null",
     ),
+    "rejected_files": Role(
+        "bronze ingestion (pipelines/lakehouse/ingest.py), once per landed file it could not take",
+        "table STRING, file_name STRING, file_size BIGINT, file_modified_ms BIGINT, reason STRING, "
+        "run_id STRING, rejected_at TIMESTAMP",
+    ),
     "predictions": Role(
         "batch scoring (pipelines/ml/score.py), MERGE on flight_id",
         "flight_id STRING, probability DOUBLE, predicted_label INT, model_name STRING, model_version STRING, "
@@ -80,7 +86,7 @@ ROLES: dict[str, Role] = {
     ),
 }
 # Roles declared by one table each; ``quarantine`` is declared once as a template (Settings.quarantine).
-SINGLE_ROLES = ("dq_results", "ingest_manifest", "predictions", "pipeline_events")
+SINGLE_ROLES = ("dq_results", "ingest_manifest", "rejected_files", "predictions", "pipeline_events")
 QUARANTINE_SUFFIX = "_quarantine"
 
 

@@ -24,10 +24,16 @@ Tables are named <layer>.<table> as `medallion tables` lists them: gold.carrier_
 silver.flights, gold.dq_results, silver.weather_quarantine, ... Locally each becomes a temporary view over
 its Delta table; on Databricks the same names map to <catalog>.<schema>.<table> in Unity Catalog.
 
+Read-only: only SELECT / WITH / VALUES / DESCRIBE over the declared tables run. Refused before Spark starts
+(QueryNotAllowedError): DDL, DML and commands, TRANSFORM ... USING (a shell command), java_method / reflect,
+IDENTIFIER(), read_files and other table functions that read, file-path tables (csv.`/path`, delta.`...`),
+${...} substitution. Time travel: gold.route_daily_stats@v3, ... VERSION AS OF 3, ... TIMESTAMP AS OF '...'.
+
 examples:
   medallion sql "SELECT carrier, on_time_share FROM gold.carrier_monthly_performance WHERE month_start = '2013-01-01' ORDER BY 2 DESC"
   medallion sql --format csv "SELECT * FROM gold.route_daily_stats WHERE origin = 'JFK'" > jfk.csv
   medallion sql --format json --limit 5 "SELECT * FROM gold.dq_results WHERE NOT passed"
+  medallion sql "SELECT count(*) FROM gold.route_daily_stats@v0"     # the table's first version
   medallion sql                          # interactive: end a statement with ';' (or an empty line),
                                          # .tables lists tables, .quit leaves; history is kept
 """
@@ -37,8 +43,9 @@ def register(subparsers: Any) -> None:
     sql = subparsers.add_parser(
         "sql",
         help="run Spark SQL against tables by their logical names (no query: interactive prompt)",
-        description="Run one Spark SQL query (SELECT, WITH ..., DESCRIBE) against the lakehouse tables by "
-        "their logical names and print the result; with no query, open an interactive prompt.",
+        description="Run one read-only Spark SQL query (SELECT, WITH ..., VALUES, DESCRIBE) against the "
+        "lakehouse tables by their logical names and print the result; with no query, open an interactive "
+        "prompt.",
         epilog=SQL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

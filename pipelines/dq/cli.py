@@ -33,7 +33,11 @@ def register(sub: Any) -> None:
         description="Build GE suites from the checks in conf/tables/*.yml, validate the current version of "
         "each checked table, and write Data Docs that render offline. Prints the path of index.html.",
     )
-    report.add_argument("--out", help="output folder (default: <state>/dq-report); replaced if it exists")
+    report.add_argument(
+        "--out",
+        help="output folder (default: <state>/dq-report): a new or empty folder, or one an earlier report "
+        "wrote (replaced); a folder with other files in it is refused and left as it is",
+    )
     report.add_argument("--table", action="append", metavar="NAME", help="only this table; repeatable")
     report.set_defaults(func=cmd_report)
     prof = dq_sub.add_parser(

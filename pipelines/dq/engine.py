@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.dq.spec import CHECK_TYPES, check_columns
 from pipelines.errors import ConfigError, DataQualityError
+from pipelines.faults import crash_point
 from pipelines.system import quarantine_name
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
     from pipelines.lakehouse import Lakehouse
 
 FAILED_COLUMN = "_dq_failed"
+# Quarantined rows as JSON keep timestamps to the microsecond (Spark's default format stops at the millisecond,
+# and the audit matches a quarantined row to its bronze row by value).
+JSON_OPTIONS = {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}
+
 # In-flight columns (names starting with "__") are visible to checks and never written. __source_record, a
 # struct a transform may keep with the row as it arrived, is written to quarantine only.
 IN_FLIGHT_PREFIX = "__"
@@ -415,6 +420,7 @@ class TableChecks:
             self.dropped = int(metrics.get("__dropped") or 0)
             if self.quarantined and prepared.flagged is not None:
                 self._write_quarantine(self._flag_for_quarantine())
+                crash_point("quarantine.committed")
         self.record([*outcomes, *self.dataset_outcomes], version)
         return outcomes
 
@@ -429,7 +435,7 @@ class TableChecks:
             if c.startswith(IN_FLIGHT_PREFIX) and c != SOURCE_RECORD and not c.startswith("__fk_")
         ]
         source = (
-            F.to_json(F.struct(F.col(f"{SOURCE_RECORD}.*"), *extras))
+            F.to_json(F.struct(F.col(f"{SOURCE_RECORD}.*"), *extras), JSON_OPTIONS)
             if SOURCE_RECORD in rows.columns
             else F.lit(None).cast("string")
         )
@@ -437,7 +443,7 @@ class TableChecks:
             F.col(FAILED_COLUMN).alias("failed_checks"),
             F.lit(self.run_id).alias("run_id"),
             F.current_timestamp().alias("quarantined_at"),
-            F.to_json(F.struct(*typed)).alias("record"),
+            F.to_json(F.struct(*typed), JSON_OPTIONS).alias("record"),
             source.alias("source_record"),
         )
         template = self.lh.settings.quarantine

@@ -16,7 +16,6 @@ in-flight ``__`` columns (the landed text and parse errors, which silver does no
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,12 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UsageError
+from pipelines.output_dir import prepare_output_dir
 
 if TYPE_CHECKING:
     from pipelines.config import ExpectationConf
     from pipelines.lakehouse import Lakehouse
 
 SITE = "medallion_site"
+#: The file that marks a folder as a report's own (an earlier report there is replaced; anything else: refused).
+MARKER = ".medallion-dq-report"
 CSS_NAME = "medallion_offline.css"
 _CDN_TAG = re.compile(
     r"<(?:link|script)\b[^>]*(?:href|src)=\"https?://[^\"]*\"[^>]*>(?:\s*</script>)?", re.IGNORECASE
@@ -65,16 +67,15 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
         "description": f"{check.name} ({check.action}): {check.description}".strip(": "),
     }
     ex = gx.expectations
+    column = check.column or ""  # the loader checks that column checks name their column
     if check.type == "not_null":
-        return ex.ExpectColumnValuesToNotBeNull(column=check.column, **kw)
+        return ex.ExpectColumnValuesToNotBeNull(column=column, **kw)
     if check.type == "between":
-        return ex.ExpectColumnValuesToBeBetween(
-            column=check.column, min_value=check.min, max_value=check.max, **kw
-        )
+        return ex.ExpectColumnValuesToBeBetween(column=column, min_value=check.min, max_value=check.max, **kw)
     if check.type == "in_set":
-        return ex.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.values), **kw)
+        return ex.ExpectColumnValuesToBeInSet(column=column, value_set=list(check.values), **kw)
     if check.type == "regex":
-        return ex.ExpectColumnValuesToMatchRegex(column=check.column, regex=check.pattern, **kw)
+        return ex.ExpectColumnValuesToMatchRegex(column=column, regex=check.pattern or "", **kw)
     if check.type == "expression":
         if "__" in (check.expr or ""):  # in-flight columns (landed text, parse errors) are not stored
             return None
@@ -90,7 +91,7 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
             for r in lh.read(check.ref_table).select(check.ref_column).distinct().collect()
             if r[0] is not None
         ]
-        return ex.ExpectColumnValuesToBeInSet(column=check.column, value_set=values, **kw)
+        return ex.ExpectColumnValuesToBeInSet(column=column, value_set=values, **kw)
     if check.type == "unique":
         if len(check.columns) == 1:
             return ex.ExpectColumnValuesToBeUnique(column=check.columns[0], **kw)
@@ -99,7 +100,7 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
         return ex.ExpectTableRowCountToBeBetween(min_value=check.min, max_value=check.max, **kw)
     if check.type == "freshness":
         oldest = datetime.now(UTC) - timedelta(hours=float(check.max_age_hours))
-        return ex.ExpectColumnMaxToBeBetween(column=check.column, min_value=oldest.replace(tzinfo=None), **kw)
+        return ex.ExpectColumnMaxToBeBetween(column=column, min_value=oldest.replace(tzinfo=None), **kw)
     return None  # row_count_drift: compares runs, not a table state
 
 
@@ -129,8 +130,7 @@ def build_report(
             f"none of {', '.join(names) or 'the checked tables'} is built yet; run `medallion run` first"
         )
     started = time.perf_counter()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    prepare_output_dir(out_dir, MARKER, "medallion dq report")  # never a folder of someone else's
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.add_data_docs_site(
@@ -173,10 +173,9 @@ def build_report(
         rows = 0
         for run in result.run_results.values():
             for r in run.results:
-                if not r.success:
-                    failed.append(
-                        str(r.expectation_config.meta.get("medallion_check", r.expectation_config.type))
-                    )
+                config = r.expectation_config
+                if not r.success and config is not None:
+                    failed.append(str(config.meta.get("medallion_check", config.type)))
                 rows = max(rows, int(r.result.get("element_count") or 0))
         item = TableReport(
             name, version, rows, bool(result.success), len(suite.expectations), failed, skipped

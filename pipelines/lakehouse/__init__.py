@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.config import Settings
-from pipelines.errors import UsageError
+from pipelines.config import Settings, identifier_problem
+from pipelines.errors import ConfigError, UsageError
 from pipelines.lakehouse.base import DeltaStore, MergeSpec, TableRef, WriteResult
 
 if TYPE_CHECKING:
@@ -23,13 +23,25 @@ __all__ = ["DeltaStore", "Lakehouse", "MergeSpec", "TableRef", "WriteResult", "o
 
 
 def resolve(settings: Settings, name: str) -> TableRef:
-    """Map a logical name ``<layer>.<table>`` (or ``<layer>.<table>_quarantine`` etc.) to a TableRef."""
+    """Map a logical name ``<layer>.<table>`` (or ``<layer>.<table>_quarantine`` etc.) to a TableRef.
+
+    Every part is checked to be an identifier (:data:`pipelines.config.IDENTIFIER`): a table part such as
+    ``/an/absolute/path`` or ``..`` would otherwise resolve outside the lakehouse (UsageError), a schema or
+    catalog that is not one is a configuration mistake (ConfigError)."""
     layer, _, short = name.partition(".")
-    if layer not in settings.storage.schemas or not short or "." in short:
+    if layer not in settings.storage.schemas or not short or identifier_problem(short, "") is not None:
         raise UsageError(
-            f"table name {name!r} must be <layer>.<table> with layer one of {', '.join(settings.storage.schemas)}"
+            f"table name {name!r} must be <layer>.<table> with layer one of {', '.join(settings.storage.schemas)} "
+            "and a table of letters, digits and underscores"
         )
     schema = settings.storage.schemas[layer]
+    parts: list[tuple[str | None, str]] = [(schema, f"storage.schemas.{layer}")]
+    if settings.storage.naming == "catalog":
+        parts.append((settings.storage.catalog, "storage.catalog"))
+    for value, what in parts:
+        problem = identifier_problem(value, what)
+        if problem:
+            raise ConfigError(f"{problem} (resolving {name})")
     if settings.storage.naming == "catalog":
         return TableRef(name, "catalog", f"{settings.storage.catalog}.{schema}.{short}")
     return TableRef(name, "path", str(Path(settings.lakehouse_dir) / schema / short))
@@ -103,6 +115,9 @@ class Lakehouse:
     ) -> None:
         self.store.set_comments(self.ref(name), description, columns)
 
+    def add_columns(self, name: str, fields: StructType) -> None:
+        self.store.add_columns(self.ref(name), fields)
+
     def set_properties(self, name: str, properties: Mapping[str, str]) -> None:
         self.store.set_properties(self.ref(name), properties)
 
@@ -112,7 +127,10 @@ class Lakehouse:
     def optimize(self, name: str, zorder_by: Sequence[str] = ()) -> dict[str, Any]:
         return self.store.optimize(self.ref(name), zorder_by)
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
+    def retention_hours(self, name: str) -> float:
+        return self.store.retention_hours(self.ref(name))
+
+    def vacuum(self, name: str, retention_hours: float | None = None) -> list[str]:
         return self.store.vacuum(self.ref(name), retention_hours)
 
 

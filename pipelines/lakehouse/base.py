@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import SchemaMismatchError, StorageError
+from pipelines.errors import RetentionError, SchemaMismatchError, StorageError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -23,6 +23,68 @@ WRITE_MODES = ("append", "overwrite")
 #: Commit metadata key holding a unique id per write: how a write finds its own commit (not the latest one,
 #: which under a race may belong to another writer).
 WRITE_ID_KEY = "medallion.write_id"
+
+
+#: The table property that says how long removed files stay for time travel and for writes in flight, and
+#: the Delta default when a table does not set it (7 days). VACUUM never goes below it (see check_retention).
+RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
+DEFAULT_RETENTION_HOURS = 168.0
+_INTERVAL_UNITS = {
+    "week": 168.0,
+    "day": 24.0,
+    "hour": 1.0,
+    "minute": 1 / 60,
+    "second": 1 / 3600,
+    "millisecond": 1 / 3_600_000,
+    "microsecond": 1 / 3_600_000_000,
+    "nanosecond": 1 / 3_600_000_000_000,
+}
+
+
+def interval_hours(text: str) -> float | None:
+    """Hours of a Delta interval property (``interval 7 days``, ``168 hours``, ``1 day 12 hours``);
+    None when it is no such interval (months and years are not: Delta refuses them here too)."""
+    words = text.strip().lower().split()
+    if words[:1] == ["interval"]:
+        words = words[1:]
+    if not words or len(words) % 2:
+        return None
+    total = 0.0
+    for number, unit in zip(words[::2], words[1::2], strict=True):
+        factor = _INTERVAL_UNITS.get(unit.removesuffix("s"))
+        if factor is None or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", number):
+            return None
+        total += float(number) * factor
+    return total
+
+
+def table_retention_hours(table: TableRef, properties: Mapping[str, str]) -> float:
+    """The table's ``delta.deletedFileRetentionDuration`` in hours (the Delta default when unset)."""
+    raw = properties.get(RETENTION_PROPERTY)
+    if raw is None:
+        return DEFAULT_RETENTION_HOURS
+    hours = interval_hours(raw)
+    if hours is None:
+        raise StorageError(
+            f"{table.name}: {RETENTION_PROPERTY} is {raw!r}, not an interval such as 'interval 7 days': "
+            "VACUUM needs it to know which files time travel and writes in flight still use"
+        )
+    return hours
+
+
+def check_retention(table: TableRef, requested: float | None, minimum: float) -> float:
+    """The retention a VACUUM uses: ``requested`` (None: the table's own), never below the table's
+    ``minimum``: a shorter one would delete files that time travel or a write in flight still needs."""
+    if requested is None:
+        return minimum
+    if requested < 0 or requested < minimum:
+        raise RetentionError(
+            f"{table.name}: VACUUM with a retention of {requested:g} h is below the table's {RETENTION_PROPERTY} "
+            f"of {minimum:g} h; it would delete files that time travel and writes in flight still need. "
+            f"To keep less history, lower the table's property first (ALTER TABLE ... SET TBLPROPERTIES "
+            f"('{RETENTION_PROPERTY}' = 'interval 24 hours'))"
+        )
+    return requested
 
 
 # Commits that change no rows: maintenance and metadata. Anything else counts as new data.
@@ -39,6 +101,8 @@ NON_DATA_OPERATIONS = frozenset(
         "ADD CONSTRAINT",
         "DROP CONSTRAINT",
         "SET TABLE DESCRIPTION",
+        "ADD COLUMNS",
+        "ADD COLUMN",
     }
 )
 
@@ -308,11 +372,23 @@ class DeltaStore(ABC):
     def set_properties(self, table: TableRef, properties: Mapping[str, str]) -> None: ...
 
     @abstractmethod
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        """Add nullable columns at the end of the table's schema (one metadata commit); existing rows read
+        them as null. Columns the table has already are an error (SchemaMismatchError)."""
+
+    @abstractmethod
     def properties(self, table: TableRef) -> dict[str, str]: ...
 
     @abstractmethod
     def optimize(self, table: TableRef, zorder_by: Sequence[str] = ()) -> dict[str, Any]: ...
 
+    def retention_hours(self, table: TableRef) -> float:
+        """The table's ``delta.deletedFileRetentionDuration`` in hours (168 when unset)."""
+        return table_retention_hours(table, self.properties(table))
+
     @abstractmethod
-    def vacuum(self, table: TableRef, retention_hours: int = 168) -> list[str]:
-        """Delete files no longer referenced by versions within the retention; returns what was removed."""
+    def vacuum(self, table: TableRef, retention_hours: float | None = None) -> list[str]:
+        """Delete files no longer referenced by versions within the retention; returns what was removed.
+
+        ``retention_hours``: None keeps the table's own retention; less than it is a RetentionError (to vacuum
+        closer, lower the table's ``delta.deletedFileRetentionDuration`` first: the Delta way)."""

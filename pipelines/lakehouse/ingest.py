@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.config import SourceConf, TableConf
 from pipelines.errors import IngestionError
+from pipelines.faults import crash_point
 from pipelines.lakehouse import Lakehouse
+from pipelines.lakehouse.landed import Inspection, LandedFileInfo, inspect, unmatched
+from pipelines.lakehouse.landed import list_landed as _list_landed
 from pipelines.outputs import IngestResult
 
 if TYPE_CHECKING:
@@ -37,17 +40,6 @@ if TYPE_CHECKING:
 
 FILES_KEY = "medallion.files"
 RUN_KEY = "medallion.run_id"
-
-
-@dataclass(frozen=True)
-class LandedFileInfo:
-    name: str  # relative to the landing folder, with forward slashes
-    path: str
-    size: int
-    modified_ms: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "modified_ms": self.modified_ms}
 
 
 @dataclass(frozen=True)
@@ -59,21 +51,6 @@ class IngestPlan:
     @property
     def to_ingest(self) -> tuple[LandedFileInfo, ...]:
         return self.new + self.redelivered
-
-
-def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:
-    """Landed files of a source, oldest name first; hidden and temporary files are ignored."""
-    files = []
-    for path in sorted(landing_dir.glob(source.pattern)):
-        if not path.is_file() or path.name.startswith((".", "_")):
-            continue
-        st = path.stat()
-        files.append(
-            LandedFileInfo(
-                path.relative_to(landing_dir).as_posix(), str(path), st.st_size, int(st.st_mtime * 1000)
-            )
-        )
-    return files
 
 
 def manifest_table(lh: Lakehouse) -> str:
@@ -131,6 +108,11 @@ def reconcile_manifest(lh: Lakehouse, table: str) -> int:
     return len(missing)
 
 
+def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:
+    """Landed files of a source: its pattern, also compressed (.gz, .bz2) and in any case of the extension."""
+    return _list_landed(landing_dir, source.pattern)
+
+
 def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf) -> IngestPlan:
     landed = list_landed(lh.settings.landing_dir, source)
     seen: dict[str, set[tuple[int, int]]] = {}
@@ -162,78 +144,187 @@ def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf)
     return IngestPlan(tuple(new), tuple(redelivered), tuple(unchanged))
 
 
-def check_csv_headers(files: Sequence[LandedFileInfo], source: SourceConf, table: str) -> None:
-    """The header line of every CSV file must name the declared columns, in order."""
-    for f in files:
-        if f.size == 0:
-            continue
-        with open(f.path, encoding="utf-8", errors="replace", newline="") as handle:
-            import csv
-
-            header = next(csv.reader([handle.readline()]), [])
-        header = [h.strip() for h in header]
-        if header != list(source.columns):
-            missing = [c for c in source.columns if c not in header]
-            extra = [c for c in header if c not in source.columns]
-            detail = (f" missing: {', '.join(missing)};" if missing else "") + (
-                f" unexpected: {', '.join(extra)};" if extra else ""
-            )
-            raise IngestionError(
-                f"{table}: {f.name} has a header that does not match the declared columns of the source"
-                f" ({detail.strip(' ;') or 'same names, other order'}). Fix the file or conf/sources.yml; "
-                "nothing of this source was ingested"
-            )
-
-
-def read_landed(lh: Lakehouse, files: Sequence[LandedFileInfo], source: SourceConf) -> DataFrame:
-    """All given files in one Spark read: every declared column as text, unparsable records rescued."""
-    from pipelines.bronze.records import CORRUPT_COLUMN
-
-    schema = ", ".join(f"`{c}` string" for c in source.columns) + f", {CORRUPT_COLUMN} string"
-    paths = [f.path for f in files]
-    reader = (
-        lh.spark.read.schema(schema)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-    )
-    if source.format == "csv":
-        return reader.option("header", "true").option("enforceSchema", "true").csv(paths)
-    return reader.json(paths)
-
-
 def ingest(
     lh: Lakehouse, table: str, conf: TableConf, source_name: str, source: SourceConf, run_id: str
 ) -> IngestResult:
-    """Append the records of new and re-delivered files to ``table`` and record them in the manifest."""
-    from pipelines.bronze.records import bronze_records
+    """Append the records of new and re-delivered files to ``table`` and record them in the manifest.
+
+    Each file is looked at first (:func:`pipelines.lakehouse.landed.inspect`): one that cannot be ingested is
+    rejected on its own (``bronze.rejected_files``, left in landing) while the source's other files go on,
+    or, with ``on_bad_file: fail``, stops the run before anything of the source is ingested.
+    """
+    from functools import reduce
 
     reconcile_manifest(lh, table)
     plan = plan_ingest(lh, table, source_name, source)
     todo = plan.to_ingest
     if not todo:
         return IngestResult(table, 0, 0, len(plan.unchanged), 0, lh.version(table))
-    if source.format == "csv":
-        check_csv_headers(todo, source, table)
     missing = [f.name for f in todo if not os.path.exists(f.path)]
     if missing:
         raise IngestionError(f"{table}: landed file(s) vanished before ingestion: {', '.join(missing)}")
-    raw = read_landed(lh, todo, source)
-    records = bronze_records(raw, source.columns, source.format, run_id)
-    files_meta = [f.as_json() for f in todo]
+    looked = [inspect(f, source.format, source.columns, source.schema_evolution) for f in todo]
+    bad = [(i.file, str(i.reject)) for i in looked if i.reject]
+    if bad and source.on_bad_file == "fail":
+        f, why = bad[0]
+        raise IngestionError(
+            f"{table}: {f.name} cannot be ingested: {why}. sources.{source_name}.on_bad_file is 'fail': nothing "
+            "of this source was ingested; fix or remove the file (or set on_bad_file: reject)"
+        )
+    if bad:
+        record_rejections(lh, table, bad, run_id)
+    good = [i for i in looked if not i.reject]
+    notes = tuple(f"{i.file.name}: {'; '.join(i.notes)}" for i in good if i.notes)
+    rejected = tuple(f"{f.name}: {why}" for f, why in bad)
+    if not good:
+        return IngestResult(table, 0, 0, len(plan.unchanged), 0, lh.version(table), rejected=rejected)
+    groups: dict[tuple[Any, ...], list[Inspection]] = {}
+    for item in good:
+        if source.format == "csv" and not item.header:
+            continue  # an empty file: nothing to read (it is still recorded as ingested)
+        groups.setdefault(item.layout, []).append(item)
+    frames = [read_group(lh, group, source, run_id) for group in groups.values()]
+    if not frames:
+        from pipelines.bronze.records import bronze_schema
+
+        frames = [lh.spark.createDataFrame([], bronze_schema(source.columns))]
+    records = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    records = _fit_table(lh, table, records)
+    taken = [i.file for i in good]
     result = lh.write(
         records,
         table,
         "append",
         description=conf.description,
-        commit_info={RUN_KEY: run_id, FILES_KEY: files_meta},
+        commit_info={RUN_KEY: run_id, FILES_KEY: [f.as_json() for f in taken]},
     )
+    crash_point("bronze.committed")
     now = datetime.fromtimestamp(time.time(), tz=UTC).replace(tzinfo=None)
     status = {f.name: "new" for f in plan.new} | {f.name: "redelivered" for f in plan.redelivered}
-    rows = [(table, f.name, f.size, f.modified_ms, result.version, run_id, status[f.name], now) for f in todo]
+    rows = [
+        (table, f.name, f.size, f.modified_ms, result.version, run_id, status[f.name], now) for f in taken
+    ]
     _write_manifest(lh, rows)
+    new = sum(1 for f in taken if status[f.name] == "new")
     return IngestResult(
-        table, len(plan.new), len(plan.redelivered), len(plan.unchanged), result.rows_written, result.version
+        table, new, len(taken) - new, len(plan.unchanged), result.rows_written, result.version,
+        rejected=rejected, notes=notes,
+    )  # fmt: skip
+
+
+def _fit_table(lh: Lakehouse, table: str, records: DataFrame) -> DataFrame:
+    """The records in the table's columns: columns the table lacks are added to it first (``_rescued_data``
+    for a table made before it existed, new columns under ``schema_evolution: add_columns``), columns the
+    records lack (a file without an added column) are null."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    if not lh.exists(table):
+        return records
+    schema = lh.schema(table)
+    new = [f for f in records.schema.fields if f.name not in schema.fieldNames()]
+    if new:
+        lh.add_columns(table, StructType(new))
+        schema = lh.schema(table)
+    have = set(records.columns)
+    for field in schema.fields:
+        if field.name not in have:
+            records = records.withColumn(field.name, F.lit(None).cast(field.dataType))
+    return records
+
+
+def rejected_table(lh: Lakehouse) -> str:
+    return lh.settings.system_table("rejected_files")
+
+
+def _recorded_rejections(lh: Lakehouse) -> set[tuple[str | None, str, int, int]]:
+    """(table, file, size, modified) of every rejection already recorded (a rerun records nothing new)."""
+    name = rejected_table(lh)
+    if not lh.exists(name):
+        return set()
+    rows = lh.read(name).select("table", "file_name", "file_size", "file_modified_ms").collect()
+    return {(r[0], r[1], int(r[2]), int(r[3])) for r in rows}
+
+
+def record_rejections(
+    lh: Lakehouse, table: str | None, rejected: Sequence[tuple[LandedFileInfo, str]], run_id: str
+) -> int:
+    """Append the rejections not recorded before; returns how many were new."""
+    from pipelines.system import append_rows
+
+    known = _recorded_rejections(lh)
+    now = datetime.fromtimestamp(time.time(), tz=UTC).replace(tzinfo=None)
+    rows = [
+        (table, f.name, f.size, f.modified_ms, reason, run_id, now)
+        for f, reason in rejected
+        if (table, f.name, f.size, f.modified_ms) not in known
+    ]
+    if rows:
+        append_rows(lh, "rejected_files", rows, {RUN_KEY: run_id})
+    return len(rows)
+
+
+def report_unmatched(lh: Lakehouse, run_id: str) -> list[tuple[LandedFileInfo, str]]:
+    """Landed files that match no declared source: recorded (once per delivery) and returned, never ignored."""
+    patterns = {name: source.pattern for name, source in lh.settings.sources.items()}
+    found = unmatched(lh.settings.landing_dir, patterns)
+    if found:
+        record_rejections(lh, None, found, run_id)
+    return found
+
+
+def read_group(lh: Lakehouse, group: Sequence[Inspection], source: SourceConf, run_id: str) -> DataFrame:
+    """The bronze records of files that share one layout, in one Spark read."""
+    from pyspark.sql import functions as F
+
+    from pipelines.bronze.records import CORRUPT_COLUMN, bronze_records
+
+    first = group[0]
+    paths = [i.file.path for i in group]
+    invalid = any(i.invalid_utf8 for i in group)
+    keep_extra = source.schema_evolution == "add_columns"
+    if source.format == "csv":
+        # The file's own header order: columns are matched to the declared ones by name.
+        schema = (
+            ", ".join(f"`{c.replace('`', '``')}` string" for c in first.header) + f", {CORRUPT_COLUMN} string"
+        )
+        raw = (
+            lh.spark.read.schema(schema)
+            .option("header", "true")  # the header line (and a byte-order mark in it) is skipped
+            .option("enforceSchema", "true")
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+            .option("sep", first.delimiter or ",")
+            .option("multiLine", str(first.multiline).lower())
+            .csv(paths)
+        )
+        present = tuple(c for c in source.columns if c in first.header)
+        return bronze_records(
+            raw, source.columns, "csv", run_id, present=present, extra=first.extra, keep_extra=keep_extra,
+            invalid_utf8=invalid,
+        )  # fmt: skip
+    # JSON lines: each line parsed on its own; keys match the declared columns by name, other keys are
+    # rescued (or kept), a line that is not a JSON object is kept whole in _corrupt_record.
+    text = lh.spark.read.text(paths)
+    line = F.regexp_replace(F.col("value"), "^\ufeff", "")
+    declared = F.array(*[F.lit(c) for c in source.columns])
+    keys = F.json_object_keys(line)
+    as_map = F.from_json(line, "map<string,string>")
+    extras_map = F.map_filter(as_map, lambda k, _v: ~F.array_contains(declared, k))
+    extra: tuple[str, ...] = ()
+    if keep_extra:  # which new keys become columns: one pass over the lines
+        found = text.select(F.explode(F.array_except(keys, declared)).alias("k")).distinct().collect()
+        extra = tuple(sorted(r[0] for r in found))
+    lines = text.where(F.trim(F.col("value")) != "").select(
+        F.col("_metadata"),
+        *[F.when(keys.isNotNull(), as_map[c]).alias(c) for c in (*source.columns, *extra)],
+        F.when(keys.isNull(), F.col("value")).alias(CORRUPT_COLUMN),
+        F.when(keys.isNotNull() & (F.size(extras_map) > 0), F.to_json(extras_map)).alias("__rescued"),
     )
+    return bronze_records(
+        lines, source.columns, "jsonl", run_id, extra=extra, keep_extra=keep_extra, invalid_utf8=invalid,
+        rescued_json=None if keep_extra else F.col("__rescued"),
+    )  # fmt: skip
 
 
 Ingest = Callable[[Lakehouse, str, TableConf, str, SourceConf, str], IngestResult]

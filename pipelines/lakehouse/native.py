@@ -23,12 +23,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import (
+    ConcurrentCommitError,
     MedallionError,
     SchemaMismatchError,
     StorageError,
     TableNotFoundError,
     WriteConflictError,
 )
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     USER_METADATA,
     WRITE_ID_KEY,
@@ -38,6 +40,7 @@ from pipelines.lakehouse.base import (
     WriteResult,
     as_nullable,
     check_merge_keys,
+    check_retention,
     check_write_mode,
     conform,
     find_commit,
@@ -52,10 +55,11 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# delta-spark's own check that VACUUM keeps the table's retention: this product never switches it off.
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 
 # Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
-_CONFLICT = (
+_CONCURRENT = (
     "DELTA_CONCURRENT",
     "ConcurrentAppendException",
     "ConcurrentDeleteReadException",
@@ -63,6 +67,8 @@ _CONFLICT = (
     "ConcurrentTransactionException",
     "MetadataChangedException",
     "ProtocolChangedException",
+)
+_CONFLICT = (
     "DELTA_REPLACE_WHERE_MISMATCH",
     "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
     "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES",
@@ -111,6 +117,10 @@ def _translate(exc: BaseException, table: TableRef, what: str) -> BaseException:
         return exc
     condition = _condition(exc)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    if any(c in condition for c in _CONCURRENT):
+        return ConcurrentCommitError(
+            f"{table.name}: another writer committed meanwhile; {what} was not committed: {first}"
+        )
     if any(c in condition for c in _CONFLICT):
         return WriteConflictError(f"{table.name}: {what} was not committed: {first}")
     if any(c in condition for c in _SCHEMA):
@@ -371,6 +381,7 @@ class NativeDeltaStore(DeltaStore):
             builder = builder.whenNotMatchedBySourceDelete(condition=spec.not_matched_by_source_condition)
         write_id = new_write_id()
         before = self.version(table)
+        crash_point("merge.started")
         try:
             with self._user_metadata(with_write_id(commit_info, write_id)):
                 builder.execute()
@@ -412,7 +423,7 @@ class NativeDeltaStore(DeltaStore):
             out.append(
                 {
                     "version": int(row["version"]),
-                    "timestamp": int(row["timestamp"].timestamp() * 1000),
+                    "timestamp": round(row["timestamp"].timestamp() * 1000),  # int() could lose a ms
                     "operation": row["operation"],
                     "operationParameters": dict(row["operationParameters"] or {}),
                     "operationMetrics": dict(row["operationMetrics"] or {}),
@@ -452,6 +463,19 @@ class NativeDeltaStore(DeltaStore):
         pairs = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in changed.items())
         self.spark.sql(f"ALTER TABLE {_sql_name(table)} SET TBLPROPERTIES ({pairs})")
 
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        existing = set(self._delta_table(table).toDF().columns)
+        clash = [f.name for f in fields.fields if f.name in existing]
+        if clash:
+            raise SchemaMismatchError(f"{table.name}: column(s) {', '.join(clash)} exist already")
+        columns = ", ".join(
+            f"`{f.name.replace('`', '``')}` {f.dataType.simpleString()}" for f in fields.fields
+        )
+        try:
+            self.spark.sql(f"ALTER TABLE {_sql_name(table)} ADD COLUMNS ({columns})")
+        except Exception as exc:
+            raise _translate(exc, table, "ADD COLUMNS") from None
+
     def properties(self, table: TableRef) -> dict[str, str]:
         detail = self._delta_table(table).detail().first()
         props = dict(detail["properties"] or {}) if detail else {}
@@ -467,25 +491,13 @@ class NativeDeltaStore(DeltaStore):
         metrics = row.asDict(recursive=True).get("metrics", {}) if row else {}
         return dict(metrics or {})
 
-    def vacuum(self, table: TableRef, retention_hours: int = 168) -> list[str]:
-        """Files deleted (those VACUUM's dry run lists, then VACUUM itself). A retention below Delta's
-        7-day check is allowed for this call only: the session's setting is restored afterwards."""
+    def vacuum(self, table: TableRef, retention_hours: float | None = None) -> list[str]:
+        """Files deleted (those VACUUM's dry run lists, then VACUUM itself). Never below the table's
+        retention (RetentionError); delta-spark's own retention check stays on."""
+        hours = check_retention(table, retention_hours, self.retention_hours(table))
         name = _sql_name(table)
-        previous = self.spark.conf.get(RETENTION_CHECK_CONF, None)
-        if retention_hours < 168:
-            self.spark.conf.set(RETENTION_CHECK_CONF, "false")
-        try:
-            doomed = [
-                str(r[0])
-                for r in self.spark.sql(
-                    f"VACUUM {name} RETAIN {int(retention_hours)} HOURS DRY RUN"
-                ).collect()
-            ]
-            if doomed:
-                self.spark.sql(f"VACUUM {name} RETAIN {int(retention_hours)} HOURS").collect()
-        finally:
-            if previous is None:
-                self.spark.conf.unset(RETENTION_CHECK_CONF)
-            else:
-                self.spark.conf.set(RETENTION_CHECK_CONF, previous)
+        retain = f"RETAIN {hours:.6f}".rstrip("0").rstrip(".") + " HOURS"
+        doomed = [str(r[0]) for r in self.spark.sql(f"VACUUM {name} {retain} DRY RUN").collect()]
+        if doomed:
+            self.spark.sql(f"VACUUM {name} {retain}").collect()
         return doomed

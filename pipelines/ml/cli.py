@@ -71,21 +71,44 @@ def register(sub: Any) -> None:
         "ui",
         help="start the MLflow UI on 127.0.0.1 over the local tracking store (Ctrl-C stops it)",
         description="Start the real MLflow tracking server (one worker) on 127.0.0.1 over the local SQLite "
-        "store and artifact folder; print its URL; Ctrl-C stops the server and its workers.",
+        "store and artifact folder; print its URL; Ctrl-C stops the server and its workers. Requests with "
+        "another Host header or browser origin than this machine's (see --allowed-host, --cors-origin) get 403.",
     )
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    _access_options(ui)
     ui.set_defaults(func=cmd_ui)
 
     serve = sub.add_parser(
         "serve",
-        help="serve the champion over REST on 127.0.0.1 (mlflow models serve; Ctrl-C stops it)",
+        help="serve the champion over REST on 127.0.0.1 (MLflow's scoring server; Ctrl-C stops it)",
         description="Serve a registered model version (default: the champion) with MLflow's scoring server "
-        "in this environment (--env-manager local), and print an example curl request. Requests with a "
-        "missing column or a non-numeric value get HTTP 400 with a message.",
+        "in this environment (as mlflow models serve --env-manager local), and print an example curl request. "
+        "Requests with a missing column or a non-numeric value get HTTP 400 with a message; requests with "
+        "another Host header or browser origin than this machine's (see --allowed-host, --cors-origin) get 403.",
     )
     serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     serve.add_argument("--model-version", help="registered model version (default: the 'champion' alias)")
+    _access_options(serve)
     serve.set_defaults(func=cmd_serve)
+
+
+def _access_options(parser: Any) -> None:
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also accept requests with this Host header (e.g. behind an SSH tunnel or a proxy); repeatable. "
+        "Default: only 127.0.0.1:<port> and localhost:<port>; other Host headers get 403 (DNS rebinding)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also accept browser requests from this origin (e.g. https://notebooks.example.com); repeatable. "
+        "Default: only http://127.0.0.1:<port> and http://localhost:<port>",
+    )
 
 
 def _quiet(verbose: bool) -> None:
@@ -174,20 +197,33 @@ def cmd_ui(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.ml.servers import ui
 
     _quiet(args.verbose)
-    return ui(settings, args.port, say=lambda line: print(line, flush=True))
+    return ui(
+        settings,
+        args.port,
+        say=lambda line: print(line, flush=True),
+        hosts=args.allowed_host,
+        origins=args.cors_origin,
+    )
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.ml.servers import serve
 
     _quiet(args.verbose)
-    return serve(settings, args.port, args.model_version, say=lambda line: print(line, flush=True))
+    return serve(
+        settings,
+        args.port,
+        args.model_version,
+        say=lambda line: print(line, flush=True),
+        hosts=args.allowed_host,
+        origins=args.cors_origin,
+    )
 
 
 def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], lh: Any) -> None:
     """``medallion run`` post-step: train -> score when the selection covers gold (or there is no selection)."""
     covers_gold = not args.select or any(settings.tables[t].layer == "gold" for t in tables)
-    if not covers_gold:
+    if not covers_gold or getattr(args, "no_ml", False):
         return
     table = settings.ml.features_table
     if not lh.exists(table):
@@ -208,8 +244,19 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             flush=True,
         )
     else:
+        from pipelines.errors import ModelError, TrainingDataError
+
         print(f"ml: training on {table} ...", flush=True)
-        print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+        try:
+            print_train_result(train(settings, lh, say=lambda line: print(f"ml: {line}", flush=True)))
+        except TrainingDataError as exc:
+            # The data run succeeded; too little data to train on is a state to report, not a crash.
+            print(f"ml: train skipped: {exc}", flush=True)
+            try:
+                resolve_model(settings, None)
+            except ModelError:
+                print("ml: score skipped: no champion model yet", flush=True)
+                return
     name, champion = resolve_model(settings, None)
     target = settings.ml.predictions_table
     if lh.exists(target):

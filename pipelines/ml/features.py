@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import MLConf
-from pipelines.errors import ModelError, TableNotFoundError
+from pipelines.errors import ModelError, TableNotFoundError, TrainingDataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,9 +61,7 @@ def load_training_data(lh: Lakehouse, conf: MLConf, version: int) -> TrainingDat
             f"{table} v{version} lacks column(s) {', '.join(missing)}: edit ml.*_features in conf/base.yml "
             "to match the gold table"
         )
-    total = df.count()
-    if total == 0:
-        raise ModelError(f"{table} v{version} is empty: nothing to train on")
+    total = check_split(df, conf, table, version)
     columns = [conf.key, conf.time_column, conf.label, *feature_columns(conf)]
     df = df.select(*columns)
     if total > conf.sample_max_rows:
@@ -91,6 +89,39 @@ def load_training_data(lh: Lakehouse, conf: MLConf, version: int) -> TrainingDat
         train_months=train_months,
         validation_months=val_months,
     )
+
+
+def check_split(df: Any, conf: MLConf, table: str, version: int) -> int:
+    """One aggregate over the table version, before any training work: rows per month and positive labels.
+    Raises :class:`TrainingDataError` naming the table version when the time split cannot train and judge a
+    classifier; returns the row count."""
+    from pyspark.sql import functions as F
+
+    per_month = (
+        df.groupBy(F.date_format(F.col(conf.time_column), "yyyy-MM").alias("m"))
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col(conf.label).cast("long")).alias("pos"))
+        .collect()
+    )
+    total = sum(int(r["n"]) for r in per_month)
+    where = f"{table} v{version}"
+    if total == 0:
+        raise TrainingDataError(f"{where} is empty: nothing to train on")
+    months = sorted((r["m"], int(r["n"]), int(r["pos"] or 0)) for r in per_month if r["m"] is not None)
+    names = [m for m, _, _ in months]
+    if len(months) <= conf.validation_months:
+        raise TrainingDataError(
+            f"{where} spans {len(months)} month(s) ({', '.join(names) or 'none'}); the time split needs more "
+            f"than ml.validation_months={conf.validation_months}: land more months, then train"
+        )
+    split = len(months) - conf.validation_months
+    for part, chosen in (("training", months[:split]), ("validation", months[split:])):
+        rows, positives = sum(n for _, n, _ in chosen), sum(p for _, _, p in chosen)
+        if positives in (0, rows):
+            raise TrainingDataError(
+                f"{where}: the {part} months ({chosen[0][0]}..{chosen[-1][0]}) hold only one label value "
+                f"({rows:,} rows, {positives:,} positive): cannot train or judge a classifier"
+            )
+    return total
 
 
 def split_by_month(

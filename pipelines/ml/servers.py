@@ -2,6 +2,13 @@
 
 Each server runs in its own process group (``start_new_session``): MLflow's servers start worker processes,
 and killing only the parent would leave them running. Ctrl-C (or SIGTERM) stops the whole group.
+
+Both accept requests only with an allowed ``Host`` header and, from browsers, an allowed ``Origin``: by default
+this machine's loopback names with the server's port (``127.0.0.1:<port>``, ``localhost:<port>``), plus what
+``--allowed-host`` / ``--cors-origin`` add. That stops DNS rebinding and cross-site requests from web pages
+the user opens. The tracking server gets them as MLflow's ``--allowed-hosts`` / ``--cors-allowed-origins``
+(its security middleware forced on); the model server, which has no such check, runs MLflow's scoring app
+behind :class:`pipelines.ml.serving_app.HostOriginGuard`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import ModelError, UsageError
+from pipelines.ml.serving_app import (
+    ALLOWED_HOSTS_ENV,
+    ALLOWED_ORIGINS_ENV,
+    MODEL_PATH_ENV,
+    local_hosts,
+    local_origins,
+)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
@@ -93,7 +107,24 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def ui(settings: Settings, port: int, say: Callable[[str], None] = print) -> int:
+def allowed(port: int, hosts: Sequence[str] = (), origins: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(Host headers, browser origins) a server on 127.0.0.1:``port`` accepts: loopback, plus ``hosts`` and
+    ``origins``. A wildcard is refused: it would switch the check off."""
+    for value in (*hosts, *origins):
+        if "*" in value or "," in value or not value.strip():
+            raise UsageError(
+                f"allowed host or origin {value!r}: give exact names, one per option (no '*' or ',')"
+            )
+    return [*local_hosts(port), *hosts], [*local_origins(port), *origins]
+
+
+def ui(
+    settings: Settings,
+    port: int,
+    say: Callable[[str], None] = print,
+    hosts: Sequence[str] = (),
+    origins: Sequence[str] = (),
+) -> int:
     from pipelines.ml import tracking
 
     info = tracking.tracking_info(settings)
@@ -105,25 +136,25 @@ def ui(settings: Settings, port: int, say: Callable[[str], None] = print) -> int
     tracking.configure(settings)
     tracking.ensure_experiment(info)  # creates the store (and its schema) before the server opens it
     url = f"http://127.0.0.1:{port}"
+    allowed_hosts, allowed_origins = allowed(port, hosts, origins)
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", info.tracking_uri,
         "--default-artifact-root", info.artifact_location or (tracking.mlflow_dir(settings) / "artifacts").as_uri(),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--allowed-hosts", ",".join(allowed_hosts), "--cors-allowed-origins", ",".join(allowed_origins),
     ]  # fmt: skip
+    env = _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE="false")
 
     def announce() -> None:
         say(f"MLflow UI: {url}  (runs in {info.local_db}; Ctrl-C stops it)")
 
     say(f"starting the MLflow server on {url} ...")
-    return run_server(cmd, _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), f"{url}/health", announce)
+    return run_server(cmd, env, f"{url}/health", announce)
 
 
-def example_request(model_uri: str) -> str:
-    """The JSON body of a two-row request, from the input example stored with the model."""
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+def example_request(local: Path) -> str:
+    """The JSON body of a two-row request, from the input example stored with the model (in ``local``)."""
     example_file = local / "serving_input_example.json"
     if not example_file.is_file():
         return '{"dataframe_records": [{...}]}'
@@ -136,8 +167,17 @@ def example_request(model_uri: str) -> str:
 
 
 def serve(
-    settings: Settings, port: int, model_version: str | None = None, say: Callable[[str], None] = print
+    settings: Settings,
+    port: int,
+    model_version: str | None = None,
+    say: Callable[[str], None] = print,
+    hosts: Sequence[str] = (),
+    origins: Sequence[str] = (),
 ) -> int:
+    """MLflow's scoring server for the model (``/invocations``) under uvicorn, behind the Host/Origin guard
+    (what ``mlflow models serve --env-manager local`` runs, plus the guard)."""
+    import mlflow
+
     from pipelines.ml import tracking
     from pipelines.ml.score import resolve_model
 
@@ -145,12 +185,22 @@ def serve(
     name, version = resolve_model(settings, model_version)
     model_uri = f"models:/{name}/{version}"
     url = f"http://127.0.0.1:{port}"
-    body = example_request(model_uri)
+    allowed_hosts, allowed_origins = allowed(port, hosts, origins)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    body = example_request(local)
     cmd = [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1",
+        sys.executable, "-m", "uvicorn", "--factory", "pipelines.ml.serving_app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-server-header",
     ]  # fmt: skip
-    env = _env(MLFLOW_TRACKING_URI=info.tracking_uri, MLFLOW_REGISTRY_URI=info.registry_uri)
+    env = _env(
+        MLFLOW_TRACKING_URI=info.tracking_uri,
+        MLFLOW_REGISTRY_URI=info.registry_uri,
+        **{
+            MODEL_PATH_ENV: str(local),
+            ALLOWED_HOSTS_ENV: ",".join(allowed_hosts),
+            ALLOWED_ORIGINS_ENV: ",".join(allowed_origins),
+        },
+    )
 
     def announce() -> None:
         say(f"serving {name} version {version} at {url}/invocations  (Ctrl-C stops it)")

@@ -61,14 +61,20 @@ def with_cast_errors_renamed(df: DataFrame, fields: Mapping[str, str]) -> DataFr
     return (
         df.withColumn(CAST_ERRORS, errors)
         .withColumn(PARSE_FAILED, failed)
-        .withColumn(CORRUPT_RECORD, F.col(f"{SOURCE_RECORD}._corrupt_record"))
+        # A record bronze could not parse, or flagged (bytes that are not UTF-8): quarantined by well_formed.
+        .withColumn(
+            CORRUPT_RECORD,
+            F.coalesce(F.col(f"{SOURCE_RECORD}._corrupt_record"), F.col(f"{SOURCE_RECORD}._rescue_reason")),
+        )
     )
 
 
 def latest_per_key(df: DataFrame, keys: Sequence[str], order: Sequence[Column]) -> DataFrame:
-    """One row per key (the first by ``order``); rows with a null key pass through untouched, for the
-    not-null checks to quarantine (they must never be collapsed into one another)."""
-    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
+    """One row per key: the first by ``order`` (the latest delivery). Rows that tie on ``order`` came in the
+    same delivery: all of them are kept, so that the table's ``unique`` check counts them and its action
+    applies (a delivery repeating a key is not quietly collapsed). Rows with a null key pass through
+    untouched, for the not-null checks to quarantine (they must never be collapsed into one another)."""
+    rank = F.rank().over(Window.partitionBy(*keys).orderBy(*order))
     null_key = F.lit(False)
     for k in keys:
         null_key = null_key | F.col(k).isNull()

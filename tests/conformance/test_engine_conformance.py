@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from pyspark.sql import functions as F
 
-from pipelines.errors import SchemaMismatchError, WriteConflictError
+from pipelines.errors import ConcurrentCommitError, RetentionError, SchemaMismatchError, WriteConflictError
 from pipelines.lakehouse import MergeSpec, TableRef
+from pipelines.lakehouse.base import RETENTION_PROPERTY
 
 DDL = "id long, name string, amount double, part string"
 FIRST = [(1, "a", 1.0, "x"), (2, "b", 2.0, "x"), (3, "c", 3.0, "y")]
@@ -261,6 +262,7 @@ def test_declared_not_null_and_check_constraints(spark, store, table):
     with pytest.raises(WriteConflictError):
         store.create(table, schema)
     # Whatever a failed job left on disk, the log does not reference it and VACUUM removes it.
+    store.set_properties(table, {RETENTION_PROPERTY: "interval 0 hours"})
     store.vacuum(table, retention_hours=0)
     assert data_files(table) == referenced_files(table)
     assert rows(store, table) == sorted(FIRST)
@@ -325,19 +327,40 @@ def test_vacuum_deletes_unreferenced_files_and_reports_them(spark, store, table)
     store.write(frame(spark, FIRST), table)
     old = data_files(table)
     store.write(frame(spark, [(9, "i", 9.0, "y")]), table, "overwrite")
-    assert store.vacuum(table, retention_hours=168) == []  # within the retention: nothing goes
+    assert store.vacuum(table) == [] == store.vacuum(table, retention_hours=200)  # within the retention
     assert old <= data_files(table)
     setting = spark.conf.get(RETENTION_CHECK_CONF, None)
     unreferenced = data_files(table) - referenced_files(table)
     assert old <= unreferenced
+    store.set_properties(table, {RETENTION_PROPERTY: "interval 0 hours"})  # the Delta way to keep less
+    assert store.retention_hours(table) == 0
     removed = store.vacuum(table, retention_hours=0)
     assert {Path(p).name for p in removed} == {Path(p).name for p in unreferenced}, (
         old,
         referenced_files(table),
     )
     assert not (old & data_files(table))
-    assert spark.conf.get(RETENTION_CHECK_CONF, None) == setting  # not left switched off
+    assert spark.conf.get(RETENTION_CHECK_CONF, None) == setting  # never switched off
     assert rows(store, table) == [(9, "i", 9.0, "y")]
+
+
+@pytest.mark.parametrize(
+    ("interval", "hours", "refused"),
+    [(None, 168, (0, 24, 167.5)), ("interval 2 days", 48, (0, 47)), ("interval 90 minutes", 1.5, (0, 1))],
+)
+def test_vacuum_below_the_table_retention_is_refused(spark, store, table, interval, hours, refused):
+    store.write(frame(spark, FIRST), table)
+    store.write(frame(spark, [(9, "i", 9.0, "y")]), table, "overwrite")
+    if interval:
+        store.set_properties(table, {RETENTION_PROPERTY: interval})
+    assert store.retention_hours(table) == hours
+    on_disk, version = data_files(table), store.version(table)
+    for below in refused:
+        with pytest.raises(RetentionError):
+            store.vacuum(table, retention_hours=below)
+    assert (data_files(table), store.version(table)) == (on_disk, version)  # nothing ran
+    assert store.vacuum(table, retention_hours=hours) == []  # at the retention: allowed, nothing old enough
+    assert rows(store, table, 0) == sorted(FIRST)  # time travel still works
 
 
 # ---- races: a writer reports its own commit; conflicting writers get WriteConflictError ----------------------
@@ -409,7 +432,7 @@ def test_conflicting_writers_get_write_conflict_error(spark, store, table):
         return amount
 
     incoming = frame(spark, [(5, "e", 5.0, "y")]).withColumn("amount", meanwhile("amount"))
-    with pytest.raises(WriteConflictError):
+    with pytest.raises(ConcurrentCommitError):
         store.write(incoming, table, "overwrite", replace_where="part = 'y'")
     assert marker.exists()
     assert store.version(table) == 1  # only the other writer's delete

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pipelines.analyst.output import render
-from pipelines.analyst.sql import check, known_names, translate, view_name
+from pipelines.analyst.sql import check, known_names, translate
 from pipelines.config import load_settings
 from pipelines.errors import UsageError
 
@@ -21,7 +21,7 @@ def test_layer_table_names_become_views_and_cte_names_stay() -> None:
         "WITH flights AS (SELECT * FROM silver.flights WHERE origin = 'gold.route_daily_stats') "
         "SELECT f.carrier, r.flights FROM flights f JOIN gold.route_daily_stats r ON f.dest = r.dest"
     )
-    out = translate(sql, KNOWN, view_name)
+    out = translate(sql, KNOWN)
     assert set(out.tables) == {"silver.flights", "gold.route_daily_stats"}
     assert "FROM silver__flights AS flights" in out.sql  # the real table inside the CTE
     assert "FROM flights AS f" in out.sql  # the CTE reference is left alone
@@ -30,7 +30,7 @@ def test_layer_table_names_become_views_and_cte_names_stay() -> None:
 
 
 def test_unaliased_table_keeps_its_short_name_for_qualified_columns() -> None:
-    out = translate("SELECT flights.carrier FROM silver.flights", KNOWN, view_name)
+    out = translate("SELECT flights.carrier FROM silver.flights", KNOWN)
     assert out.sql == "SELECT flights.carrier FROM silver__flights AS flights"
 
 
@@ -53,12 +53,12 @@ def test_unity_catalog_names_on_databricks() -> None:
 )
 def test_unknown_table_names_close_matches(sql: str, expected: str) -> None:
     with pytest.raises(UsageError, match=expected.replace(".", r"\.")):
-        translate(sql, KNOWN, view_name)
+        translate(sql, KNOWN)
 
 
 def test_syntax_error_is_one_line_with_position() -> None:
     with pytest.raises(UsageError) as err:
-        translate("SELECT carrier\nFROM WHERE x = 1", KNOWN, view_name)
+        translate("SELECT carrier\nFROM WHERE x = 1", KNOWN)
     message = str(err.value)
     assert "\n" not in message and "line 2" in message and "column" in message
 
@@ -75,7 +75,7 @@ def test_syntax_error_is_one_line_with_position() -> None:
 )
 def test_only_one_query_by_logical_names(sql: str) -> None:
     with pytest.raises(UsageError):
-        translate(sql, KNOWN, view_name)
+        translate(sql, KNOWN)
 
 
 def test_check_knows_dq_results_and_quarantine_tables_without_spark() -> None:

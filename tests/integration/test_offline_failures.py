@@ -13,6 +13,7 @@ from pipelines.errors import (
     WriteConflictError,
 )
 from pipelines.lakehouse import MergeSpec
+from pipelines.lakehouse.base import RETENTION_PROPERTY
 
 pytestmark = pytest.mark.fast
 
@@ -183,7 +184,8 @@ def test_vacuum_removes_unreferenced_files_after_overwrite(spark, lakehouse, peo
     live = {str(Path(p).relative_to(path)) for p in DeltaTable(str(path)).file_uris()}
     assert old_files and not old_files & live
     assert parquet_files_on_disk(lakehouse, people) == old_files | live  # overwrite only unreferences
-    removed = lakehouse.vacuum(people, retention_hours=0)
+    lakehouse.set_properties(people, {RETENTION_PROPERTY: "interval 0 hours"})  # the Delta way to vacuum now
+    removed = lakehouse.vacuum(people)
     assert parquet_files_on_disk(lakehouse, people) == live
     assert {Path(p).name for p in removed} == {Path(p).name for p in old_files}
     assert [tuple(r) for r in lakehouse.read(people).collect()] == [(7, "g", 7.0)]

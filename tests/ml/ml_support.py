@@ -4,6 +4,7 @@ its DQ results, free ports, and ``medallion`` sub-processes whose output is read
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import queue
 import signal
@@ -117,3 +118,20 @@ class CliProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
+
+
+def http_request(
+    port: int, method: str, path: str, host: str | None = None, origin: str | None = None, body: str = ""
+) -> tuple[int, dict[str, str]]:
+    """(status, headers) of one request to 127.0.0.1:``port`` with the given Host and Origin headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Host": host or f"127.0.0.1:{port}", "Content-Type": "application/json"}
+    if origin:
+        headers["Origin"] = origin
+    try:
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()

@@ -74,3 +74,38 @@ def test_mlproject_train_entry_point_is_a_valid_medallion_command() -> None:
     params = _parse_params(args.param)
     assert coerce_params(settings.ml.model.kind, params)
     assert params == {k: float(v) for k, v in settings.ml.model.params.items()}
+
+
+@pytest.mark.parametrize("case", ["one month", "one label value"])
+def test_run_post_step_reports_a_degenerate_split_and_ends_the_run_successfully(
+    settings: Any, spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """One landed month (README's incremental example) or a validation month without a late flight: the data
+    run succeeded, so training says why it cannot run, names the table version, and scoring is skipped."""
+    from ml_support import make_home
+    from pyspark.sql import functions as F
+
+    from pipelines.errors import TrainingDataError
+    from pipelines.ml.cli import after_run
+    from pipelines.ml.features import check_split
+
+    home = make_home(settings, spark, tmp_path, rows=400)
+    lh, table = home.lh, home.settings.ml.features_table
+    features = lh.read(table)
+    if case == "one month":
+        degenerate = features.where(F.month("flight_date") == 1)
+    else:
+        degenerate = features.withColumn(
+            "label", F.when(F.month("flight_date") == 12, F.lit(0)).otherwise(F.col("label"))
+        )
+    version = lh.write(degenerate, table, "overwrite").version
+    from pipelines.ml.synthetic import dq_rows
+
+    lh.write(dq_rows(spark, table, version), home.settings.ml.dq_table, "append")  # checked: the gate passes
+    with pytest.raises(TrainingDataError, match=f"v{version}"):
+        check_split(lh.read(table, version), home.settings.ml, table, version)
+    after_run(home.settings, argparse.Namespace(select=None, verbose=False, run_id="r1"), [table], lh)
+    out = capsys.readouterr().out
+    assert f"ml: train skipped: {table} v{version}" in out
+    assert "ml: score skipped: no champion model yet" in out
+    assert not lh.exists(home.settings.ml.predictions_table)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ml_support import FEATURES, MLHome, free_port
+from ml_support import FEATURES, MLHome, free_port, http_request
 
 pytestmark = pytest.mark.slow
 
@@ -199,6 +199,16 @@ def test_serve_answers_like_batch_scoring_and_rejects_bad_requests(
     wrong_type = [{**r, "distance": "far"} for r in records]
     status, body = _post(url, {"dataframe_records": wrong_type})
     assert 400 <= status < 500 and body.get("message"), body
+
+    # Only this machine's Host names and browser origins (DNS rebinding, cross-site pages: 403).
+    body = json.dumps({"dataframe_records": records})
+    assert http_request(port, "POST", "/invocations", host=f"localhost:{port}", body=body)[0] == 200
+    for host in ("evil.example", f"evil.example:{port}", f"192.168.1.5:{port}"):
+        assert http_request(port, "POST", "/invocations", host=host, body=body)[0] == 403, host
+        assert http_request(port, "GET", "/ping", host=host)[0] == 403, host
+    assert http_request(port, "POST", "/invocations", origin="http://evil.example", body=body)[0] == 403
+    status, headers = http_request(port, "POST", "/invocations", origin=f"http://127.0.0.1:{port}", body=body)
+    assert status == 200 and headers["access-control-allow-origin"] == f"http://127.0.0.1:{port}"
 
     assert proc.interrupt() == 0
     with pytest.raises(urllib.error.URLError):

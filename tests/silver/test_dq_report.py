@@ -51,3 +51,17 @@ def test_report_validates_with_ge_and_renders_offline(lakehouse: Any, tmp_path: 
     validation = re.search(r'href="(validations/[^"]+)"', summary)
     assert validation and (out / validation.group(1)).is_file()
     assert "amount_range (warn)" in (out / validation.group(1)).read_text()
+
+
+def test_report_refuses_a_folder_holding_a_users_file(lakehouse: Any, tmp_path: Path) -> None:
+    """Today's `dq report --out DIR` must not delete DIR's contents: a folder it did not write is left alone."""
+    from pipelines.errors import OutputFolderError
+
+    lh = with_table(lakehouse, check("code_present", "not_null", column="code"))
+    run_table(lh, "silver.items", "run-r")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(OutputFolderError):
+        build_report(lh, out, ["silver.items"])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "my notes"

@@ -112,3 +112,76 @@ def test_unknown_table_lookup_suggests_close_names() -> None:
     settings = load_settings("local", CONF)
     with pytest.raises(ConfigError, match="bronze.flights"):
         settings.table("bronze.flight")
+
+
+# ---- names that become folders and catalog names are identifiers ------------------------------------------
+
+BAD_NAMES = ["../x", "/an/absolute/path", "a.b", "a`b", "a b", "..", "1abc", "x/y"]
+
+
+@pytest.mark.parametrize("value", BAD_NAMES)
+def test_schema_and_catalog_names_from_files_are_identifiers(conf_copy: Path, value: str) -> None:
+    for yaml_text in (
+        f"storage:\n  schemas: {{gold: '{value}'}}\n",
+        f"storage:\n  naming: catalog\n  catalog: '{value}'\n",
+    ):
+        (conf_copy / "local.yml").write_text(yaml_text)
+        with pytest.raises(ConfigError) as err:
+            load_settings("local", conf_copy)
+        assert repr(value) in str(err.value)
+
+
+@pytest.mark.parametrize("var", ["MEDALLION_SCHEMA_GOLD", "MEDALLION_SCHEMA_BRONZE", "MEDALLION_CATALOG"])
+@pytest.mark.parametrize("value", BAD_NAMES)
+def test_schema_and_catalog_names_from_the_environment_are_identifiers(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings("local", CONF)
+    assert var in str(err.value) and repr(value) in str(err.value)
+
+
+def test_good_names_from_the_environment_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDALLION_SCHEMA_GOLD", "gold_dev_2")
+    monkeypatch.setenv("MEDALLION_CATALOG", "_Main")
+    settings = load_settings("prod", CONF)
+    assert settings.storage.schemas["gold"] == "gold_dev_2" and settings.storage.catalog == "_Main"
+
+
+@pytest.mark.parametrize("table", ["gold.`x`", "gold.a-b", "gold.x y"])
+def test_declared_table_names_are_identifiers(conf_copy: Path, table: str) -> None:
+    (conf_copy / "tables" / "extra.yml").write_text(
+        f"tables:\n  '{table}':\n    layer: gold\n    description: d\n    transform: m:f\n"
+    )
+    with pytest.raises(ConfigError):
+        load_settings("local", conf_copy)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["gold./an/absolute/path", "gold.../x", "gold..x", "gold.a.b", "gold.`x`", "gold.x y", "gold.", "x"],
+)
+def test_resolve_refuses_names_that_are_no_identifiers(name: str) -> None:
+    from pipelines.errors import UsageError
+    from pipelines.lakehouse import resolve
+
+    settings = load_settings("local", CONF)
+    with pytest.raises(UsageError):
+        resolve(settings, name)
+    assert resolve(settings, "gold.route_daily_stats").location.startswith(str(settings.lakehouse_dir))
+
+
+@pytest.mark.parametrize("naming", ["path", "catalog"])
+def test_resolve_refuses_a_schema_or_catalog_that_is_no_identifier(naming: str) -> None:
+    """Settings made in code (not loaded) are checked too, when a name is resolved."""
+    from pipelines.lakehouse import resolve
+
+    settings = load_settings("local", CONF)
+    storage = settings.storage
+    bad = {"gold": "../../etc"} if naming == "path" else dict(storage.schemas)
+    storage = dataclasses.replace(
+        storage, naming=naming, catalog="cat`; DROP", schemas={**storage.schemas, **bad}
+    )
+    with pytest.raises(ConfigError):
+        resolve(dataclasses.replace(settings, storage=storage), "gold.route_daily_stats")

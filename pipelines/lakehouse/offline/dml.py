@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import MergeSourceTooLargeError, StorageError, WriteConflictError
+from pipelines.errors import ConcurrentCommitError, MergeSourceTooLargeError, StorageError, WriteConflictError
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     MergeSpec,
     TableRef,
@@ -50,7 +51,7 @@ def _dml_error(table: TableRef, what: str, exc: Exception) -> Exception:
 
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, CommitFailedError):
-        return WriteConflictError(
+        return ConcurrentCommitError(
             f"{table.name}: {what} conflicts with a concurrent commit ({text}); run again"
         )
     return StorageError(f"{table.name}: {what} failed: {text}")
@@ -100,9 +101,14 @@ class DmlMixin(OfflineCore):
             merger = merger.when_not_matched_insert_all(predicate=spec.insert_condition)
         if spec.delete_not_matched_by_source:
             merger = merger.when_not_matched_by_source_delete(predicate=spec.not_matched_by_source_condition)
+        crash_point("merge.started")
         try:
             metrics = merger.execute()
         except Exception as exc:
+            from deltalake.exceptions import CommitFailedError
+
+            if isinstance(exc, CommitFailedError):
+                raise _dml_error(table, "MERGE", exc) from None
             raise WriteConflictError(f"{table.name}: MERGE failed: {str(exc).splitlines()[0]}") from None
         return WriteResult(
             table=table.name,

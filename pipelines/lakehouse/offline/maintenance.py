@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import time
+import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import SchemaMismatchError
-from pipelines.lakehouse.base import TableRef
+from pipelines.lakehouse.base import TableRef, check_retention
 from pipelines.lakehouse.offline.core import OfflineCore
 from pipelines.lakehouse.offline.features import check_writable
-from pipelines.lakehouse.offline.paths import STAGING_PREFIX, table_root
+from pipelines.lakehouse.offline.paths import table_root
+from pipelines.lakehouse.offline.staging import sweep_staging
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
 
 
 class MaintenanceMixin(OfflineCore):
@@ -41,6 +43,21 @@ class MaintenanceMixin(OfflineCore):
                 {k: str(v) for k, v in properties.items()}, raise_if_not_exists=False
             )
 
+    def add_columns(self, table: TableRef, fields: StructType) -> None:
+        from deltalake import Field
+
+        dtable = self._table(table)
+        check_writable(table, dtable)
+        existing = set(self._spark_schema(dtable).fieldNames())
+        clash = [f.name for f in fields.fields if f.name in existing]
+        if clash:
+            raise SchemaMismatchError(f"{table.name}: column(s) {', '.join(clash)} exist already")
+        import json
+
+        dtable.alter.add_columns(
+            [Field.from_json(json.dumps({**f.jsonValue(), "nullable": True})) for f in fields.fields]
+        )
+
     def properties(self, table: TableRef) -> dict[str, str]:
         dtable = self._table(table)
         props = dict(dtable.metadata().configuration or {})
@@ -55,20 +72,18 @@ class MaintenanceMixin(OfflineCore):
             return dict(dtable.optimize.z_order(list(zorder_by)))
         return dict(dtable.optimize.compact())
 
-    def vacuum(self, table: TableRef, retention_hours: int = 168) -> list[str]:
+    def vacuum(self, table: TableRef, retention_hours: float | None = None) -> list[str]:
+        """deltalake's VACUUM with its retention check on, never below the table's retention
+        (RetentionError); then the staging folders of writes that died (never those of a write in flight:
+        see :mod:`pipelines.lakehouse.offline.staging`)."""
         dtable = self._table(table)
+        hours = check_retention(table, retention_hours, self.retention_hours(table))
         removed = list(
             dtable.vacuum(
-                retention_hours=retention_hours,
+                retention_hours=math.ceil(hours),
                 dry_run=False,
-                enforce_retention_duration=retention_hours >= 168,
+                enforce_retention_duration=True,
+                full=True,  # also files no version ever referenced (a write killed before its commit)
             )
         )
-        # Staging folders of writes that died before cleanup are older than any live write.
-        root = Path(table_root(table))
-        cutoff = time.time() - retention_hours * 3600
-        for staging in root.glob(f"{STAGING_PREFIX}*"):
-            if staging.stat().st_mtime < cutoff:
-                shutil.rmtree(staging, ignore_errors=True)
-                removed.append(staging.name)
-        return removed
+        return removed + sweep_staging(table_root(table), hours)

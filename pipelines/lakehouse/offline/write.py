@@ -19,13 +19,13 @@ import re
 import shutil
 import time
 import urllib.parse
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.errors import SchemaMismatchError, StorageError, WriteConflictError
+from pipelines.errors import ConcurrentCommitError, SchemaMismatchError, StorageError, WriteConflictError
+from pipelines.faults import crash_point
 from pipelines.lakehouse.base import (
     USER_METADATA,
     TableRef,
@@ -39,12 +39,12 @@ from pipelines.lakehouse.base import (
 from pipelines.lakehouse.offline.core import OfflineCore
 from pipelines.lakehouse.offline.features import check_writable
 from pipelines.lakehouse.offline.paths import (
-    STAGING_PREFIX,
     is_delta,
     local_path,
     partition_string,
     table_root,
 )
+from pipelines.lakehouse.offline.staging import claim_staging, release_staging
 from pipelines.lakehouse.offline.stats import add_action, file_stats
 
 if TYPE_CHECKING:
@@ -216,7 +216,8 @@ class WriteMixin(OfflineCore):
 
         write_id = new_write_id()
         commit = _commit_properties(with_write_id(commit_info, write_id))
-        staging = os.path.join(root, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+        claim = claim_staging(root)  # held until the write is over: maintenance leaves the folder alone
+        staging = claim.folder
         moved: list[str] = []
         adds: list[Any] = []
         try:
@@ -267,13 +268,13 @@ class WriteMixin(OfflineCore):
                         os.remove(path)
             created_by_another = not exists and not committed and is_delta(root)
             if isinstance(exc, CommitFailedError) or created_by_another:
-                raise WriteConflictError(
+                raise ConcurrentCommitError(
                     f"{table.name}: the table changed while this write ran ({str(exc).splitlines()[0]}); "
                     "nothing was committed: run the job again"
                 ) from None
             raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            release_staging(claim)
         version = 0 if not exists else self._own_version(table, write_id)
         custom_properties = {
             k: v for k, v in (properties or {}).items() if k not in _delta_properties(properties)
@@ -411,6 +412,7 @@ class WriteMixin(OfflineCore):
             if match:
                 raise WriteConflictError(match.group(1).split("[medallion] ")[-1].rstrip("'\"")) from None
             raise
+        crash_point("write.staged")
         staged = []
         for dirpath, _dirs, filenames in os.walk(staging):
             for filename in filenames:
@@ -426,6 +428,7 @@ class WriteMixin(OfflineCore):
             os.replace(src, dest)
             moved.append(dest)
             adds.append(add_action(rel, dest, partition_cols, stats))
+        crash_point("write.moved")
         return adds
 
     def append_rows(
