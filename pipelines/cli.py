@@ -100,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
+    run.add_argument(
+        "--no-ml",
+        action="store_true",
+        help="do not train and score after the run (the Databricks jobs do that in their own ML tasks)",
+    )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
     run.add_argument(
         "--full-refresh",

@@ -14,6 +14,12 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
 - ``MEDALLION_SCHEMA_BRONZE`` / ``_SILVER`` / ``_GOLD``  schema of a layer (overrides ``storage.schemas``;
   the jobs' ``--bronze-schema`` etc., so that bundle variables name the Unity Catalog schemas)
+- ``MEDALLION_MODEL_NAME`` / ``MEDALLION_EXPERIMENT``  ``ml.model_name`` / ``ml.experiment`` (the jobs'
+  ``--model-name`` / ``--experiment``: the bundle's registered model and experiment)
+- ``MEDALLION_TRACKING_URI`` / ``MEDALLION_REGISTRY_URI``  ``ml.tracking_uri`` / ``ml.registry_uri`` (a platform
+  setting: the local job run points them at its MLflow server)
+- ``MEDALLION_VOLUMES``    where ``/Volumes`` is on this machine: a path ``/Volumes/<c>/<s>/<v>/...`` in conf or
+  arguments becomes ``$MEDALLION_VOLUMES/<c>/<s>/<v>/...`` (unset: ``/Volumes`` itself, as on Databricks)
 """
 
 from __future__ import annotations
@@ -529,6 +535,39 @@ def with_quarantine_tables(settings: Settings, declared_in: str = "") -> Setting
     return dataclasses.replace(settings, tables=types.MappingProxyType({**settings.tables, **derived}))
 
 
+# Task arguments -> the variables above (the job entry points and the notebooks' widgets share this).
+DEPLOYMENT_VARIABLES = {
+    "catalog": "MEDALLION_CATALOG",
+    "bronze_schema": "MEDALLION_SCHEMA_BRONZE",
+    "silver_schema": "MEDALLION_SCHEMA_SILVER",
+    "gold_schema": "MEDALLION_SCHEMA_GOLD",
+    "home": "MEDALLION_HOME",
+    "model_name": "MEDALLION_MODEL_NAME",
+    "experiment": "MEDALLION_EXPERIMENT",
+}
+
+
+def deployment_environment(env: str, **names: str | None) -> dict[str, str]:
+    """``MEDALLION_ENV`` and the variables of the deployment's names that are given (keys of
+    :data:`DEPLOYMENT_VARIABLES`: catalog, bronze_schema, ..., home, model_name, experiment)."""
+    unknown = sorted(set(names) - set(DEPLOYMENT_VARIABLES))
+    if unknown:
+        raise ConfigError(
+            f"unknown deployment name(s) {', '.join(unknown)}; known: {', '.join(DEPLOYMENT_VARIABLES)}"
+        )
+    out = {"MEDALLION_ENV": env}
+    out.update({DEPLOYMENT_VARIABLES[k]: v for k, v in names.items() if v})
+    return out
+
+
+def local_volume_path(value: str) -> str:
+    """``value`` with a leading ``/Volumes/`` moved under ``$MEDALLION_VOLUMES`` when that is set."""
+    root = os.environ.get("MEDALLION_VOLUMES")
+    if root and (value == "/Volumes" or value.startswith("/Volumes/")):
+        return str(Path(root) / value.removeprefix("/Volumes").lstrip("/"))
+    return value
+
+
 def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
     """Load and validate the configuration for ``env`` (default: ``$MEDALLION_ENV`` or ``local``)."""
     env = env or os.environ.get("MEDALLION_ENV") or "local"
@@ -585,6 +624,22 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     }
     if path_overrides:
         settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
+    if os.environ.get("MEDALLION_VOLUMES"):
+        paths = settings.paths
+        moved = {f.name: local_volume_path(getattr(paths, f.name)) for f in dataclasses.fields(paths)}
+        settings = dataclasses.replace(settings, paths=dataclasses.replace(paths, **moved))
+    ml_overrides = {
+        key: os.environ[var]
+        for key, var in (
+            ("model_name", "MEDALLION_MODEL_NAME"),
+            ("experiment", "MEDALLION_EXPERIMENT"),
+            ("tracking_uri", "MEDALLION_TRACKING_URI"),
+            ("registry_uri", "MEDALLION_REGISTRY_URI"),
+        )
+        if os.environ.get(var)
+    }
+    if ml_overrides:
+        settings = dataclasses.replace(settings, ml=dataclasses.replace(settings.ml, **ml_overrides))
     catalog = os.environ.get("MEDALLION_CATALOG")
     if catalog:
         settings = dataclasses.replace(

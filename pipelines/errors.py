@@ -83,3 +83,17 @@ class DataQualityGateError(MedallionError):
 
 class ModelError(MedallionError):
     """Training, registry or scoring could not proceed (no champion, too little data, server not starting)."""
+
+
+class BundleError(ConfigError):
+    """The Databricks bundle (databricks.yml, resources/*.yml) does not resolve or fails a semantic check."""
+
+
+class ClusterRuntimeError(MedallionError):
+    """A job task runs on a cluster whose runtime cannot run it (an ML task on a non-ML runtime)."""
+
+    exit_code = 3
+
+
+class JobRunError(MedallionError):
+    """A local job run of the bundle failed: a task failed after its retries, or could not be started."""

@@ -11,6 +11,12 @@ Three cases, decided once at start-up:
 3. **Local offline** (no jars, e.g. no Maven access at install time, or ``storage.engine: offline`` /
    ``MEDALLION_ENGINE=offline``): plain Spark; the storage layer commits Delta tables with the ``deltalake``
    package (see :mod:`pipelines.lakehouse.offline`).
+
+A local native session with ``storage.naming: catalog`` (three-part names, as the Databricks targets use)
+keeps its catalog in Spark's Hive metastore (embedded Derby), so that ``spark_catalog.<schema>.<table>``
+outlives the process: in ``$MEDALLION_METASTORE`` when set (the local job run of the bundle sets it for all
+its tasks, as a workspace has one metastore), else ``<paths.state>/metastore``; managed tables live in its
+``warehouse/``.
 """
 
 from __future__ import annotations
@@ -178,6 +184,16 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
             # tiny local table, seconds each time); a laptop's table needs as few as its shuffles.
             .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         )
+        if settings.storage.naming == "catalog":
+            metastore = Path(os.environ.get("MEDALLION_METASTORE") or settings.state_dir / "metastore")
+            builder = (
+                builder.config("spark.sql.catalogImplementation", "hive")
+                .config("spark.sql.warehouse.dir", str(metastore / "warehouse"))
+                .config(
+                    "spark.hadoop.javax.jdo.option.ConnectionURL",
+                    f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
+                )
+            )
     for key, value in extra.items():
         builder = builder.config(key, value)
     try:
