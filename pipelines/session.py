@@ -108,6 +108,17 @@ def decide_engine(settings: Settings) -> SessionInfo:
     return SessionInfo("native", "local-jars", where, jars)
 
 
+def hive_catalog_conf(metastore: str | Path) -> dict[str, str]:
+    """Spark conf of a persistent ``spark_catalog``: Hive's metastore in embedded Derby under ``metastore``,
+    managed tables in its ``warehouse/``."""
+    folder = Path(metastore)
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true",
+    }
+
+
 _SESSION: SparkSession | None = None
 _INFO: SessionInfo | None = None
 
@@ -185,15 +196,9 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
             .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         )
         if settings.storage.naming == "catalog":
-            metastore = Path(os.environ.get("MEDALLION_METASTORE") or settings.state_dir / "metastore")
-            builder = (
-                builder.config("spark.sql.catalogImplementation", "hive")
-                .config("spark.sql.warehouse.dir", str(metastore / "warehouse"))
-                .config(
-                    "spark.hadoop.javax.jdo.option.ConnectionURL",
-                    f"jdbc:derby:;databaseName={metastore / 'metastore_db'};create=true",
-                )
-            )
+            metastore = os.environ.get("MEDALLION_METASTORE") or str(settings.state_dir / "metastore")
+            for key, value in hive_catalog_conf(metastore).items():
+                builder = builder.config(key, value)
     for key, value in extra.items():
         builder = builder.config(key, value)
     try:

@@ -111,6 +111,15 @@ class Bundle:
     def resources(self) -> dict[str, Any]:
         return dict(self.config.get("resources") or {})
 
+    def document(self) -> dict[str, Any]:
+        """``config`` as a bundle file (what the JSON schema validates): without what the CLI adds at
+        run time (``bundle.target``/``mode``, ``workspace.current_user``)."""
+        doc = copy.deepcopy(self.config)
+        for key in ("target", "environment", "mode"):
+            doc["bundle"].pop(key, None)
+        doc.get("workspace", {}).pop("current_user", None)
+        return doc
+
     def jobs(self) -> dict[str, dict[str, Any]]:
         return dict(self.resources.get("jobs") or {})
 
