@@ -30,6 +30,7 @@ import argparse
 import ast
 import contextlib
 import fnmatch
+import functools
 import io
 import os
 import tomllib
@@ -106,19 +107,24 @@ def parse_task(name: str, parameters: list[str]) -> argparse.Namespace:
         raise ValueError((err.getvalue().strip().splitlines() or ["does not parse"])[-1]) from None
 
 
+@functools.lru_cache(maxsize=64)
+def _settings_for(env: str, variables: frozenset[tuple[str, str]]) -> Settings:
+    with _environment(dict(variables)):
+        return load_settings(env)
+
+
 def task_settings(args: argparse.Namespace) -> Settings:
     """The settings a task with these arguments runs with on a cluster (the job entry point's environment)."""
     from jobs.tasks import environment_for
 
-    with _environment(environment_for(args)):
-        return load_settings(args.env)
+    return _settings_for(args.env, frozenset(environment_for(args).items()))
 
 
 def widget_settings(parameters: Mapping[str, str]) -> Settings:
     """The settings a notebook gets from its widgets (``pipelines.notebooks.notebook_settings``)."""
+    env = str(parameters.get("env", ""))
     names = {k: v for k, v in parameters.items() if k != "env"}
-    with _environment(deployment_environment(str(parameters.get("env", "")), **names)):
-        return load_settings(str(parameters.get("env", "")))
+    return _settings_for(env, frozenset(deployment_environment(env, **names).items()))
 
 
 def _volume_of(path: str) -> tuple[str, str, str] | None:

@@ -270,8 +270,14 @@ def _pip(python: Path, *args: str, log: Path) -> None:
 
 def find_python(version: str, explicit: str | None, say: Say) -> str:
     """An interpreter for the runtimes' Python ``version``: ``explicit`` (``--python`` /
-    ``MEDALLION_RUNTIME_PYTHON``), else ``python<version>`` if it runs, else this interpreter (said)."""
-    candidates = [explicit] if explicit else [os.environ.get("MEDALLION_RUNTIME_PYTHON"), f"python{version}"]
+    ``MEDALLION_RUNTIME_PYTHON``), else ``python<version>`` if it runs (on PATH, or installed by pyenv),
+    else this interpreter (said)."""
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"), reverse=True)
+    candidates = (
+        [explicit]
+        if explicit
+        else [os.environ.get("MEDALLION_RUNTIME_PYTHON"), f"python{version}", *map(str, pyenv)]
+    )
     for candidate in filter(None, candidates):
         path = shutil.which(candidate) or candidate
         try:
