@@ -628,7 +628,7 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         paths = settings.paths
         moved = {f.name: local_volume_path(getattr(paths, f.name)) for f in dataclasses.fields(paths)}
         settings = dataclasses.replace(settings, paths=dataclasses.replace(paths, **moved))
-    ml_overrides = {
+    ml_overrides: dict[str, Any] = {
         key: os.environ[var]
         for key, var in (
             ("model_name", "MEDALLION_MODEL_NAME"),
