@@ -568,6 +568,28 @@ def local_volume_path(value: str) -> str:
     return value
 
 
+# Fields of a section -> the environment variable that overrides it (see the module docstring).
+PATH_VARIABLES = {
+    "home": "MEDALLION_HOME",
+    "lakehouse": "MEDALLION_LAKEHOUSE",
+    "landing": "MEDALLION_LANDING",
+    "state": "MEDALLION_STATE",
+}
+STORAGE_VARIABLES = {"catalog": "MEDALLION_CATALOG", "engine": "MEDALLION_ENGINE"}
+ML_VARIABLES = {
+    "model_name": "MEDALLION_MODEL_NAME",
+    "experiment": "MEDALLION_EXPERIMENT",
+    "tracking_uri": "MEDALLION_TRACKING_URI",
+    "registry_uri": "MEDALLION_REGISTRY_URI",
+}
+
+
+def _from_environment(section: Any, variables: Mapping[str, str]) -> Any:
+    """``section`` (a frozen dataclass) with each field of ``variables`` whose variable is set replaced by it."""
+    values: dict[str, Any] = {key: os.environ[var] for key, var in variables.items() if os.environ.get(var)}
+    return dataclasses.replace(section, **values) if values else section
+
+
 def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
     """Load and validate the configuration for ``env`` (default: ``$MEDALLION_ENV`` or ``local``)."""
     env = env or os.environ.get("MEDALLION_ENV") or "local"
@@ -612,53 +634,21 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         ),
     )
     settings = with_quarantine_tables(settings, declared_in.get("quarantine:", ""))
-    path_overrides = {
-        key: os.environ[var]
-        for key, var in (
-            ("home", "MEDALLION_HOME"),
-            ("lakehouse", "MEDALLION_LAKEHOUSE"),
-            ("landing", "MEDALLION_LANDING"),
-            ("state", "MEDALLION_STATE"),
-        )
-        if os.environ.get(var)
-    }
-    if path_overrides:
-        settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
+    paths = _from_environment(settings.paths, PATH_VARIABLES)
     if os.environ.get("MEDALLION_VOLUMES"):
-        paths = settings.paths
-        moved = {f.name: local_volume_path(getattr(paths, f.name)) for f in dataclasses.fields(paths)}
-        settings = dataclasses.replace(settings, paths=dataclasses.replace(paths, **moved))
-    ml_overrides: dict[str, Any] = {
-        key: os.environ[var]
-        for key, var in (
-            ("model_name", "MEDALLION_MODEL_NAME"),
-            ("experiment", "MEDALLION_EXPERIMENT"),
-            ("tracking_uri", "MEDALLION_TRACKING_URI"),
-            ("registry_uri", "MEDALLION_REGISTRY_URI"),
+        paths = dataclasses.replace(
+            paths, **{f.name: local_volume_path(getattr(paths, f.name)) for f in dataclasses.fields(paths)}
         )
-        if os.environ.get(var)
-    }
-    if ml_overrides:
-        settings = dataclasses.replace(settings, ml=dataclasses.replace(settings.ml, **ml_overrides))
-    catalog = os.environ.get("MEDALLION_CATALOG")
-    if catalog:
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, catalog=catalog)
-        )
+    storage = _from_environment(settings.storage, STORAGE_VARIABLES)
     schemas = {
         layer: os.environ[f"MEDALLION_SCHEMA_{layer.upper()}"]
         for layer in LAYERS
         if os.environ.get(f"MEDALLION_SCHEMA_{layer.upper()}")
     }
     if schemas:
-        merged_schemas = types.MappingProxyType({**settings.storage.schemas, **schemas})
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, schemas=merged_schemas)
-        )
-    override = os.environ.get("MEDALLION_ENGINE")
-    if override:
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, engine=override)
-        )
+        storage = dataclasses.replace(storage, schemas=types.MappingProxyType({**storage.schemas, **schemas}))
+    settings = dataclasses.replace(
+        settings, paths=paths, storage=storage, ml=_from_environment(settings.ml, ML_VARIABLES)
+    )
     _validate(settings)
     return settings
