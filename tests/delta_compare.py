@@ -25,6 +25,12 @@ VOLATILE = {
     "engine",
 }
 
+# Run-time values inside text: a quarantined row's JSON, a freshness check's details.
+VOLATILE_TEXT = [
+    (r'"(_run_id|run_id|_ingested_at|ingested_at)":"[^"]*"', r'"\1":"<run>"'),
+    (r"newest _ingested_at \S+", "newest _ingested_at <run>"),
+]
+
 
 def tables_of(lakehouse: Path) -> list[str]:
     return sorted(f"{p.parent.name}.{p.name}" for p in lakehouse.glob("*/*") if (p / "_delta_log").is_dir())
@@ -79,6 +85,8 @@ def comparable(
             column = pc.replace_substring(column, str(home), "<home>")
             for old, new in (replace or {}).items():
                 column = pc.replace_substring(column, old, new)
+            for pattern, replacement in VOLATILE_TEXT:
+                column = pc.replace_substring_regex(column, pattern, replacement)
         columns.append(column)
     return schema, rows_of(pa.table(dict(zip(data.column_names, columns, strict=True))))
 

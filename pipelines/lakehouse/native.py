@@ -3,9 +3,9 @@
 Tables are addressed by path (``delta.`/path```) or by catalog name (``catalog.schema.table``: Unity Catalog
 on Databricks, delta-spark's catalog locally).
 
-- A new table is its data commit (version 0, with the column comments of the DataFrame's schema) and, when
-  it has a description or non-``delta.*`` properties, one metadata commit after it. (The offline engine puts
-  the description into version 0 itself; the reported version is the data commit's on both.)
+- A new table with a description or properties is created first (version 0: schema with column comments,
+  partitioning, description, properties), then written (version 1), as on the offline engine: the data
+  commit is the last one, and both engines give a table the same versions.
 - Every commit carries ``medallion.write_id`` in its user metadata; a write reports the version and metrics of
   its own commit (found by that id), never of whatever commit is latest.
 - Comments and properties are compared first: nothing is committed when they are already there.
@@ -36,6 +36,7 @@ from pipelines.lakehouse.base import (
     MergeSpec,
     TableRef,
     WriteResult,
+    as_nullable,
     check_merge_keys,
     check_write_mode,
     conform,
@@ -300,14 +301,29 @@ class NativeDeltaStore(DeltaStore):
         properties: Mapping[str, str] | None,
         metadata: Mapping[str, Any],
     ) -> WriteResult:
-        """A new table: its data commit (version 0: rows, column comments from the schema, ``delta.*``
-        properties), then, when there is a description or another property, one metadata commit.
+        """A new table. With a description or properties: created first (version 0: schema with its column
+        comments, partitioning, description, properties), then the data commit, which is the last one, as
+        it marks the step done. Without: the data commit alone (version 0).
 
         Not CREATE TABLE AS SELECT nor DataFrameWriterV2: a Spark Observation on the written DataFrame (how the
         data-quality checks count in the write pass) gets no metrics through either."""
         missing = [c for c in partition_by if c not in df.columns]
         if missing:
             raise SchemaMismatchError(f"{table.name}: partition column(s) {missing} are not in the data")
+        if description or properties:
+            created = self.create(
+                table, as_nullable(df.schema), partition_by=partition_by, description=description,
+                properties=properties,
+            )  # fmt: skip
+            try:
+                return self.write(
+                    df, table, "append", commit_info={k: v for k, v in metadata.items() if k != WRITE_ID_KEY}
+                )
+            except BaseException:
+                # The first write failed (a fail check, a constraint, ...): no table, as before it began.
+                if self.version(table) == created.version:
+                    self._drop_new_table(table)
+                raise
         writer = (
             df.write.format("delta")
             .mode(mode)
@@ -315,23 +331,21 @@ class NativeDeltaStore(DeltaStore):
         )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        for key, value in (properties or {}).items():
-            if key.startswith("delta."):
-                writer = writer.option(key, str(value))
         try:
             writer.saveAsTable(table.location) if table.kind == "catalog" else writer.save(table.location)
         except Exception as exc:
             raise _translate(exc, table, "the write creating the table") from None
-        result = self._own_result(table, "CREATE", str(metadata[WRITE_ID_KEY]), None)
-        rest = {k: str(v) for k, v in (properties or {}).items() if not k.startswith("delta.")}
-        if description and table.kind == "catalog":
-            self.spark.sql(f"COMMENT ON TABLE {_sql_name(table)} IS {_quote(description)}")
-        elif description:
-            rest["comment"] = description
-        if rest:
-            pairs = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in rest.items())
-            self.spark.sql(f"ALTER TABLE {_sql_name(table)} SET TBLPROPERTIES ({pairs})")
-        return result
+        return self._own_result(table, "CREATE", str(metadata[WRITE_ID_KEY]), None)
+
+    def _drop_new_table(self, table: TableRef) -> None:
+        """Remove a table this write created a moment ago and could not fill (nobody else committed to it)."""
+        import shutil
+        from pathlib import Path
+
+        if table.kind == "catalog":
+            self.spark.sql(f"DROP TABLE IF EXISTS {_sql_name(table)}")
+        elif Path(table.location).is_dir():
+            shutil.rmtree(table.location, ignore_errors=True)
 
     # ---- merge / delete / update ---------------------------------------------------------------------------
     def merge(

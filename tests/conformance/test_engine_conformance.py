@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import functions as F
 
 from pipelines.errors import SchemaMismatchError, WriteConflictError
 from pipelines.lakehouse import MergeSpec, TableRef
@@ -85,23 +86,24 @@ def test_create_append_read(spark, store, table):
     assert store.read(table).columns == ["id", "name", "amount", "part"]
 
 
-def test_new_table_reports_its_data_commit_and_comments_only_change_when_changed(spark, store, engine, table):
-    """The version and row count a new table reports are its data commit's (not a later comment commit's)."""
+def test_a_documented_new_table_is_created_then_written_and_comments_change_only_when_changed(
+    spark, store, table
+):
+    """With a description the table is created first (version 0, documented) and the data commit comes last
+    (version 1): the version and row count the write reports are the data commit's, on both engines."""
     df = frame(spark, FIRST).withMetadata("name", {"comment": "the name"})
     result = store.write(df, table, partition_by=["part"], description="people, by part")
-    assert (result.version, result.rows_written) == (0, 3)
-    assert rows(store, table, 0) == sorted(FIRST)
-    # delta-spark commits the description after the data (a Spark Observation on the written DataFrame gets
-    # no metrics through CREATE TABLE AS SELECT); deltalake puts it into the data commit.
-    created = store.version(table)
-    assert created == (1 if engine == "native" else 0)
+    assert (result.version, result.rows_written) == (1, 3)
+    assert store.version(table) == 1
+    assert rows(store, table, 0) == [] and rows(store, table, 1) == sorted(FIRST)
     assert store.properties(table)["comment"] == "people, by part"
     assert store.read(table).schema["name"].metadata.get("comment") == "the name"
+    assert store.history(table, limit=1)[0]["operation"] in ("WRITE", "APPEND")  # the data commit is last
     # Nothing changed: no commit at all (not one ALTER per column per run).
     store.set_comments(table, "people, by part", {"name": "the name"})
-    assert store.version(table) == created
+    assert store.version(table) == 1
     store.set_comments(table, "people, by part", {"name": "the name", "amount": "in euros"})
-    assert store.version(table) == created + 1
+    assert store.version(table) == 2
     assert store.read(table).schema["amount"].metadata.get("comment") == "in euros"
 
 
@@ -264,12 +266,13 @@ def test_declared_not_null_and_check_constraints(spark, store, table):
     assert rows(store, table) == sorted(FIRST)
 
 
-def test_properties(spark, store, table):
+def test_properties(spark, store, engine, table):
     store.write(frame(spark, FIRST), table, properties={"medallion.layer": "silver"})
-    # Properties other than `delta.*` follow the data commit in one metadata commit on both engines
-    # (deltalake refuses them when it creates a table; delta-spark's DataFrame writer takes only `delta.*`).
+    # Created with its properties, then written. deltalake takes only `delta.*` properties when it creates a
+    # table: the offline engine sets the others in one more commit before the data.
     created = store.version(table)
-    assert created == 1
+    assert created == (1 if engine == "native" else 2)
+    assert store.history(table, limit=1)[0]["operation"] in ("WRITE", "APPEND")
     assert store.properties(table)["medallion.layer"] == "silver"
     store.set_properties(table, {"medallion.layer": "silver"})
     assert store.version(table) == created  # unchanged: nothing committed
@@ -411,3 +414,14 @@ def test_conflicting_writers_get_write_conflict_error(spark, store, table):
     assert marker.exists()
     assert store.version(table) == 1  # only the other writer's delete
     assert rows(store, table) == [(1, "a", 1.0, "x"), (2, "b", 2.0, "x")]
+
+
+def test_a_new_table_whose_first_write_fails_does_not_exist_afterwards(spark, store, table):
+    """Created documented first, then written: when that first write fails (here a row breaks the
+    replace_where predicate), the table is gone again, as it was before the write began."""
+    failing = frame(spark, FIRST).withColumn(
+        "name", F.when(F.col("id") > 2, F.raise_error(F.lit("[medallion] boom"))).otherwise(F.col("name"))
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the job's own failure, whichever type the engine gives it
+        store.write(failing, table, description="never filled")
+    assert not store.exists(table) and store.version(table) is None

@@ -159,6 +159,23 @@ class WriteMixin(OfflineCore):
         check_write_mode(table, mode, replace_where)
         root = table_root(table)
         exists = is_delta(root)
+        if not exists and (description or properties):
+            # Created first (schema with column comments, partitioning, description, properties), then the
+            # data commit, which is the last one (it marks the step done), as on the native engine.
+            missing = [c for c in partition_by if c not in df.columns]
+            if missing:
+                raise SchemaMismatchError(f"{table.name}: partition column(s) {missing} are not in the data")
+            created = self.create(
+                table, as_nullable(df.schema), partition_by=partition_by, description=description,
+                properties=properties,
+            )  # fmt: skip
+            try:
+                return self.write(df, table, "append", commit_info=commit_info)
+            except BaseException:
+                # The first write failed (a fail check, a constraint, ...): no table, as before it began.
+                if self.version(table) == created.version:
+                    shutil.rmtree(root, ignore_errors=True)
+                raise
         dtable = None
         removes: list[Any] = []
         if exists:
