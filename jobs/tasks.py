@@ -3,27 +3,34 @@
     medallion-bronze   --env dev --catalog medallion_dev [--land sample] --run-id {{job.run_id}}
     medallion-silver   --env dev --catalog medallion_dev --run-id {{job.run_id}}
     medallion-gold     --env dev --catalog medallion_dev --run-id {{job.run_id}}
-    medallion-train    --env dev --catalog medallion_dev
-    medallion-score    --env dev --catalog medallion_dev
+    medallion-train    --env dev --catalog medallion_dev --model-name C.S.M --experiment /Users/.../name
+    medallion-score    --env dev --catalog medallion_dev --model-name C.S.M --run-id {{job.run_id}}
+    medallion-serving  --env dev --catalog medallion_dev --model-name C.S.M --endpoint NAME
     medallion-maintain --env dev --catalog medallion_dev [--retention-hours 168]
 
 Each is thin: parse the task's arguments, put the deployment's names into the environment the config
-loader reads (``MEDALLION_CATALOG``, ``MEDALLION_SCHEMA_<LAYER>``, ``MEDALLION_HOME``), and call
-:func:`pipelines.cli.run_cli` with the same command a developer types locally (``medallion run --select
-silver``, ``medallion train``, ...). The session factory picks the cluster's session and native Delta on
-Databricks (``DATABRICKS_RUNTIME_VERSION``), the offline engine on a laptop; ``storage.ingest`` in
-``conf/<env>.yml`` picks Auto Loader or the manifest for bronze. A non-zero exit code fails the task, so the
-job's retry policy and failure notifications apply; every task is idempotent, so a retry is safe.
+loader reads (``MEDALLION_CATALOG``, ``MEDALLION_SCHEMA_<LAYER>``, ``MEDALLION_HOME``, ``MEDALLION_MODEL_NAME``,
+``MEDALLION_EXPERIMENT``), and call :func:`pipelines.cli.run_cli` with the same command a developer types
+locally (``medallion run --select silver --no-ml``, ``medallion train``, ...). The layer tasks never train or
+score (``--no-ml``: the job has its own ML tasks, and the ETL cluster has no ML libraries); an ML task first
+checks that its cluster's runtime has them (:class:`ClusterRuntimeError` otherwise). The session factory
+picks the cluster's session and native Delta on Databricks (``DATABRICKS_RUNTIME_VERSION``); ``storage.ingest``
+in ``conf/<env>.yml`` picks Auto Loader or the manifest for bronze. A non-zero exit code fails the task, so
+the job's retry policy and failure notifications apply; every task is idempotent, so a retry is safe.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 LAYERS = ("bronze", "silver", "gold")
+# What a Databricks Runtime ML has and the standard runtime lacks; an ML task needs all of them.
+ML_MODULES = ("mlflow", "sklearn")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class TaskSpec:
     script: str
     summary: str
     run_id: bool = True  # takes --run-id (recorded with every write)
+    ml: bool = False  # needs an ML runtime (mlflow, scikit-learn): the bundle runs it on the ML cluster
+    model: bool = False  # takes --model-name (the bundle's registered model)
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -42,8 +51,23 @@ TASKS: dict[str, TaskSpec] = {
         "silver", "medallion-silver", "build the silver tables (typed, deduplicated, checked)"
     ),
     "gold": TaskSpec("gold", "medallion-gold", "build the gold tables (aggregates and ML features)"),
-    "train": TaskSpec("train", "medallion-train", "train, evaluate and register the model", run_id=False),
-    "score": TaskSpec("score", "medallion-score", "score with the champion into gold", run_id=False),
+    "train": TaskSpec(
+        "train",
+        "medallion-train",
+        "train, evaluate and register the model",
+        run_id=False,
+        ml=True,
+        model=True,
+    ),
+    "score": TaskSpec("score", "medallion-score", "score with the champion into gold", ml=True, model=True),
+    "serving": TaskSpec(
+        "serving",
+        "medallion-serving",
+        "point the model serving endpoint at the champion (create it on the first run)",
+        run_id=False,
+        ml=True,
+        model=True,
+    ),
     "maintain": TaskSpec("maintain", "medallion-maintain", "OPTIMIZE and VACUUM every table", run_id=False),
 }
 
@@ -66,6 +90,20 @@ def parser(task: str) -> argparse.ArgumentParser:
     )
     if spec.run_id:
         p.add_argument("--run-id", help="identifier recorded with every write (the job run id)")
+    if spec.model:
+        p.add_argument(
+            "--model-name",
+            metavar="NAME",
+            help="registered model (<catalog>.<schema>.<model> in Unity Catalog)",
+        )
+    if task == "train":
+        p.add_argument(
+            "--experiment", metavar="PATH", help="MLflow experiment (the bundle's experiment resource)"
+        )
+    if task == "serving":
+        p.add_argument(
+            "--endpoint", required=True, metavar="NAME", help="serving endpoint to create or update"
+        )
     if task == "bronze":
         p.add_argument(
             "--land",
@@ -82,16 +120,25 @@ def parser(task: str) -> argparse.ArgumentParser:
 
 def environment_for(args: argparse.Namespace) -> dict[str, str]:
     """The variables the config loader reads, from the task's arguments (only those given)."""
-    env = {"MEDALLION_ENV": args.env}
-    if args.catalog:
-        env["MEDALLION_CATALOG"] = args.catalog
-    for layer in LAYERS:
-        schema = getattr(args, f"{layer}_schema")
-        if schema:
-            env[f"MEDALLION_SCHEMA_{layer.upper()}"] = schema
-    if args.home:
-        env["MEDALLION_HOME"] = args.home
-    return env
+    from pipelines.config import deployment_environment
+
+    names = {key: getattr(args, key, None) for key in ("catalog", "home", "model_name", "experiment")}
+    names.update({f"{layer}_schema": getattr(args, f"{layer}_schema") for layer in LAYERS})
+    return deployment_environment(args.env, **names)
+
+
+def runtime_problem(task: str) -> str | None:
+    """Why this process's runtime cannot run ``task`` (None: it can): an ML task needs mlflow and
+    scikit-learn, which only a Databricks Runtime ML (the bundle's ML job cluster) ships."""
+    if not TASKS[task].ml:
+        return None
+    missing = [m for m in ML_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"task {task} needs an ML runtime, but {', '.join(missing)} is not installed on this cluster: run it on "
+        "a Databricks Runtime ML job cluster (spark_version *-ml-*), as resources/jobs.yml does"
+    )
 
 
 def cli_argv(task: str, args: argparse.Namespace) -> list[str]:
@@ -100,7 +147,8 @@ def cli_argv(task: str, args: argparse.Namespace) -> list[str]:
     if args.verbose:
         argv.append("--verbose")
     if task in LAYERS:
-        argv += ["run", "--select", task]
+        # --no-ml: the job trains and scores in its own tasks, on the ML cluster.
+        argv += ["run", "--select", task, "--no-ml"]
         if args.run_id:
             argv += ["--run-id", args.run_id]
         if getattr(args, "land", "none") != "sample":
@@ -108,6 +156,10 @@ def cli_argv(task: str, args: argparse.Namespace) -> list[str]:
         return argv
     if task == "maintain":
         return [*argv, "maintain", "--retention-hours", str(args.retention_hours)]
+    if task == "serving":
+        return [*argv, "deploy-endpoint", args.endpoint]
+    if task == "score" and args.run_id:
+        return [*argv, "score", "--run-id", args.run_id]
     return [*argv, task]  # train, score: the ML commands (pipelines/cli.py EXTENSIONS)
 
 
@@ -126,8 +178,14 @@ def finish(code: int) -> None:
 
 
 def run_task(task: str, argv: Sequence[str] | None = None) -> int:
-    """Parse, set the environment, run the CLI command; return its exit code."""
+    """Parse, check the cluster's runtime, set the environment, run the CLI command; return its exit code."""
     args = parser(task).parse_args(argv)
+    problem = runtime_problem(task)
+    if problem:
+        from pipelines.errors import ClusterRuntimeError
+
+        print(f"error: {ClusterRuntimeError.__name__}: {problem}", file=sys.stderr, flush=True)
+        return ClusterRuntimeError.exit_code
     os.environ.update(environment_for(args))
     from pipelines.cli import run_cli
 
@@ -148,4 +206,5 @@ silver = _entry("silver")
 gold = _entry("gold")
 train = _entry("train")
 score = _entry("score")
+serving = _entry("serving")
 maintain = _entry("maintain")

@@ -3,20 +3,22 @@
 # MAGIC # Explore bronze and silver
 # MAGIC Landed records as delivered with their ingestion metadata, then the silver tables and what data quality
 # MAGIC kept out of them. Logic lives in the `pipelines` package (`pipelines.reports`); this notebook only reads
-# MAGIC through the storage layer the jobs use. `MEDALLION_ENV` picks the environment (local, dev, prod).
+# MAGIC through the storage layer the jobs use. On Databricks the widgets (set by the `medallion_reports` job)
+# MAGIC name the deployment; locally `MEDALLION_ENV` picks the environment (default local).
 
 # COMMAND ----------
 
 from pipelines import reports
-from pipelines.config import load_settings
 from pipelines.lakehouse import open_lakehouse
+from pipelines.notebooks import notebook_settings
 
 # Tables this notebook needs (tests/integration/test_jobs_and_notebooks.py builds them before running it)
 # and tables it shows when they exist.
 INPUT_TABLES = ("bronze.flights",)
 OPTIONAL_TABLES = ("silver.flights", "silver.weather", "silver.planes", "gold.dq_results")
 
-settings = load_settings()
+# On Databricks the widgets (set by the medallion_reports job) name the deployment; locally, conf/local.yml.
+settings = notebook_settings(globals().get("dbutils"))
 lakehouse = open_lakehouse(settings)
 
 # COMMAND ----------

@@ -12,12 +12,13 @@ matplotlib.use("Agg")  # headless locally; Databricks renders the figures inline
 import matplotlib.pyplot as plt
 
 from pipelines import reports
-from pipelines.config import load_settings
 from pipelines.lakehouse import open_lakehouse
+from pipelines.notebooks import notebook_settings
 
 INPUT_TABLES = ("gold.carrier_monthly_performance", "gold.route_daily_stats", "gold.airport_weather_delays")
 
-settings = load_settings()
+# On Databricks the widgets (set by the medallion_reports job) name the deployment; locally, conf/local.yml.
+settings = notebook_settings(globals().get("dbutils"))
 lakehouse = open_lakehouse(settings)
 spark = lakehouse.spark
 # Temporary views named like the tables, so the SQL below is the SQL an analyst writes in the workspace.

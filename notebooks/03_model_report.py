@@ -14,13 +14,14 @@ import matplotlib.pyplot as plt
 import mlflow
 
 from pipelines import reports
-from pipelines.config import load_settings
 from pipelines.lakehouse import open_lakehouse
 from pipelines.ml.tracking import client, configure
+from pipelines.notebooks import notebook_settings
 
 INPUT_TABLES = ("gold.flight_features", "gold.flight_delay_predictions")
 
-settings = load_settings()
+# On Databricks the widgets (set by the medallion_reports job) name the deployment; locally, conf/local.yml.
+settings = notebook_settings(globals().get("dbutils"))
 lakehouse = open_lakehouse(settings)
 tracking = configure(settings)
 

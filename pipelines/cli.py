@@ -106,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
         "--no-land", action="store_true", help="do not land the sample even if the landing folder is empty"
     )
     run.add_argument(
-        "--no-ml", action="store_true", help="build the tables only: no training or scoring after them"
+        "--no-ml",
+        action="store_true",
+        help="build the tables only: no training or scoring after them (the Databricks jobs do that in their "
+        "own ML tasks)",
     )
     run.add_argument("--run-id", help="identifier recorded with every write (default: time + random suffix)")
     run.add_argument(
@@ -263,7 +266,12 @@ def _parser() -> argparse.ArgumentParser:
 # Command groups that live beside their feature (data quality, analyst SQL, ML). Each module has
 # ``register(subparsers)``, which adds its sub-commands and sets ``func`` on them (a callable taking
 # ``(settings, args)`` and returning the exit code). Import them lazily: no Spark or MLflow at import time.
-EXTENSIONS: tuple[str, ...] = ("pipelines.dq.cli", "pipelines.analyst.cli", "pipelines.ml.cli")
+EXTENSIONS: tuple[str, ...] = (
+    "pipelines.dq.cli",
+    "pipelines.analyst.cli",
+    "pipelines.ml.cli",
+    "pipelines.bundle.cli",
+)
 
 # Steps after a successful ``medallion run``: "module:function" called with (settings, args, tables, lakehouse);
 # each decides from the selection whether it applies (ML: train -> score when the run covers gold).

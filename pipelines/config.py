@@ -14,6 +14,12 @@ A few environment variables override paths (never secrets, which do not belong i
 - ``MEDALLION_ENGINE``     force the storage engine (``auto``, ``native``, ``offline``)
 - ``MEDALLION_SCHEMA_BRONZE`` / ``_SILVER`` / ``_GOLD``  schema of a layer (overrides ``storage.schemas``;
   the jobs' ``--bronze-schema`` etc., so that bundle variables name the Unity Catalog schemas)
+- ``MEDALLION_MODEL_NAME`` / ``MEDALLION_EXPERIMENT``  ``ml.model_name`` / ``ml.experiment`` (the jobs'
+  ``--model-name`` / ``--experiment``: the bundle's registered model and experiment)
+- ``MEDALLION_TRACKING_URI`` / ``MEDALLION_REGISTRY_URI``  ``ml.tracking_uri`` / ``ml.registry_uri`` (a platform
+  setting: the local job run points them at its MLflow server)
+- ``MEDALLION_VOLUMES``    where ``/Volumes`` is on this machine: a path ``/Volumes/<c>/<s>/<v>/...`` in conf or
+  arguments becomes ``$MEDALLION_VOLUMES/<c>/<s>/<v>/...`` (unset: ``/Volumes`` itself, as on Databricks)
 
 Catalog, schema and table names (from the files or these variables) must be identifiers
 (:data:`IDENTIFIER`): they become folder names and ``catalog.schema.table`` names, so a ``/``, ``..``, dot or
@@ -573,6 +579,61 @@ def with_quarantine_tables(settings: Settings, declared_in: str = "") -> Setting
     return dataclasses.replace(settings, tables=types.MappingProxyType({**settings.tables, **derived}))
 
 
+# Task arguments -> the variables above (the job entry points and the notebooks' widgets share this).
+DEPLOYMENT_VARIABLES = {
+    "catalog": "MEDALLION_CATALOG",
+    "bronze_schema": "MEDALLION_SCHEMA_BRONZE",
+    "silver_schema": "MEDALLION_SCHEMA_SILVER",
+    "gold_schema": "MEDALLION_SCHEMA_GOLD",
+    "home": "MEDALLION_HOME",
+    "model_name": "MEDALLION_MODEL_NAME",
+    "experiment": "MEDALLION_EXPERIMENT",
+}
+
+
+def deployment_environment(env: str, **names: str | None) -> dict[str, str]:
+    """``MEDALLION_ENV`` and the variables of the deployment's names that are given (keys of
+    :data:`DEPLOYMENT_VARIABLES`: catalog, bronze_schema, ..., home, model_name, experiment)."""
+    unknown = sorted(set(names) - set(DEPLOYMENT_VARIABLES))
+    if unknown:
+        raise ConfigError(
+            f"unknown deployment name(s) {', '.join(unknown)}; known: {', '.join(DEPLOYMENT_VARIABLES)}"
+        )
+    out = {"MEDALLION_ENV": env}
+    out.update({DEPLOYMENT_VARIABLES[k]: v for k, v in names.items() if v})
+    return out
+
+
+def local_volume_path(value: str) -> str:
+    """``value`` with a leading ``/Volumes/`` moved under ``$MEDALLION_VOLUMES`` when that is set."""
+    root = os.environ.get("MEDALLION_VOLUMES")
+    if root and (value == "/Volumes" or value.startswith("/Volumes/")):
+        return str(Path(root) / value.removeprefix("/Volumes").lstrip("/"))
+    return value
+
+
+# Fields of a section -> the environment variable that overrides it (see the module docstring).
+PATH_VARIABLES = {
+    "home": "MEDALLION_HOME",
+    "lakehouse": "MEDALLION_LAKEHOUSE",
+    "landing": "MEDALLION_LANDING",
+    "state": "MEDALLION_STATE",
+}
+STORAGE_VARIABLES = {"catalog": "MEDALLION_CATALOG", "engine": "MEDALLION_ENGINE"}
+ML_VARIABLES = {
+    "model_name": "MEDALLION_MODEL_NAME",
+    "experiment": "MEDALLION_EXPERIMENT",
+    "tracking_uri": "MEDALLION_TRACKING_URI",
+    "registry_uri": "MEDALLION_REGISTRY_URI",
+}
+
+
+def _from_environment(section: Any, variables: Mapping[str, str]) -> Any:
+    """``section`` (a frozen dataclass) with each field of ``variables`` whose variable is set replaced by it."""
+    values: dict[str, Any] = {key: os.environ[var] for key, var in variables.items() if os.environ.get(var)}
+    return dataclasses.replace(section, **values) if values else section
+
+
 def load_settings(env: str | None = None, conf_dir: str | Path | None = None) -> Settings:
     """Load and validate the configuration for ``env`` (default: ``$MEDALLION_ENV`` or ``local``)."""
     env = env or os.environ.get("MEDALLION_ENV") or "local"
@@ -617,41 +678,25 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
         ),
     )
     settings = with_quarantine_tables(settings, declared_in.get("quarantine:", ""))
-    path_overrides = {
-        key: os.environ[var]
-        for key, var in (
-            ("home", "MEDALLION_HOME"),
-            ("lakehouse", "MEDALLION_LAKEHOUSE"),
-            ("landing", "MEDALLION_LANDING"),
-            ("state", "MEDALLION_STATE"),
-        )
-        if os.environ.get(var)
-    }
-    if path_overrides:
-        settings = dataclasses.replace(settings, paths=dataclasses.replace(settings.paths, **path_overrides))
     for var in ("MEDALLION_CATALOG", *(f"MEDALLION_SCHEMA_{layer.upper()}" for layer in LAYERS)):
         problem = os.environ.get(var) and identifier_problem(os.environ[var], f"environment variable {var}")
         if problem:
             raise ConfigError(problem)
-    catalog = os.environ.get("MEDALLION_CATALOG")
-    if catalog:
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, catalog=catalog)
+    paths = _from_environment(settings.paths, PATH_VARIABLES)
+    if os.environ.get("MEDALLION_VOLUMES"):
+        paths = dataclasses.replace(
+            paths, **{f.name: local_volume_path(getattr(paths, f.name)) for f in dataclasses.fields(paths)}
         )
+    storage = _from_environment(settings.storage, STORAGE_VARIABLES)
     schemas = {
         layer: os.environ[f"MEDALLION_SCHEMA_{layer.upper()}"]
         for layer in LAYERS
         if os.environ.get(f"MEDALLION_SCHEMA_{layer.upper()}")
     }
     if schemas:
-        merged_schemas = types.MappingProxyType({**settings.storage.schemas, **schemas})
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, schemas=merged_schemas)
-        )
-    override = os.environ.get("MEDALLION_ENGINE")
-    if override:
-        settings = dataclasses.replace(
-            settings, storage=dataclasses.replace(settings.storage, engine=override)
-        )
+        storage = dataclasses.replace(storage, schemas=types.MappingProxyType({**storage.schemas, **schemas}))
+    settings = dataclasses.replace(
+        settings, paths=paths, storage=storage, ml=_from_environment(settings.ml, ML_VARIABLES)
+    )
     _validate(settings)
     return settings

@@ -117,3 +117,17 @@ class TrainingDataError(ModelError):
     """The feature table version cannot be split into training and validation data that can train and judge a
     classifier (too few months, one label value). Found before any training work; ``medallion run`` reports
     it and ends successfully, since the data run itself succeeded."""
+
+
+class BundleError(ConfigError):
+    """The Databricks bundle (databricks.yml, resources/*.yml) does not resolve or fails a semantic check."""
+
+
+class ClusterRuntimeError(MedallionError):
+    """A job task runs on a cluster whose runtime cannot run it (an ML task on a non-ML runtime)."""
+
+    exit_code = 3
+
+
+class JobRunError(MedallionError):
+    """A local job run of the bundle failed: a task failed after its retries, or could not be started."""

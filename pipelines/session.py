@@ -11,6 +11,12 @@ Three cases, decided once at start-up:
 3. **Local offline** (no jars, e.g. no Maven access at install time, or ``storage.engine: offline`` /
    ``MEDALLION_ENGINE=offline``): plain Spark; the storage layer commits Delta tables with the ``deltalake``
    package (see :mod:`pipelines.lakehouse.offline`).
+
+A local native session with ``storage.naming: catalog`` (three-part names, as the Databricks targets use)
+keeps its catalog in Spark's Hive metastore (embedded Derby), so that ``spark_catalog.<schema>.<table>``
+outlives the process: in ``$MEDALLION_METASTORE`` when set (the local job run of the bundle sets it for all
+its tasks, as a workspace has one metastore), else ``<paths.state>/metastore``; managed tables live in its
+``warehouse/``.
 """
 
 from __future__ import annotations
@@ -106,6 +112,17 @@ def decide_engine(settings: Settings) -> SessionInfo:
     return SessionInfo("native", "local-jars", where, jars)
 
 
+def hive_catalog_conf(metastore: str | Path) -> dict[str, str]:
+    """Spark conf of a persistent ``spark_catalog``: Hive's metastore in embedded Derby under ``metastore``,
+    managed tables in its ``warehouse/``."""
+    folder = Path(metastore)
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true",
+    }
+
+
 _SESSION: SparkSession | None = None
 _INFO: SessionInfo | None = None
 
@@ -182,6 +199,10 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
             # tiny local table, seconds each time); a laptop's table needs as few as its shuffles.
             .config("spark.databricks.delta.snapshotPartitions", str(conf.shuffle_partitions))
         )
+        if settings.storage.naming == "catalog":
+            metastore = os.environ.get("MEDALLION_METASTORE") or str(settings.state_dir / "metastore")
+            for key, value in hive_catalog_conf(metastore).items():
+                builder = builder.config(key, value)
     for key, value in extra.items():
         builder = builder.config(key, value)
     try:

@@ -65,7 +65,30 @@ def register(sub: Any) -> None:
     score.add_argument("--version", type=int, help="Delta version of the feature table (default: latest)")
     score.add_argument("--model-version", help="registered model version (default: the 'champion' alias)")
     score.add_argument("--since", metavar="YYYY-MM-DD", help="only flights on or after this date")
+    score.add_argument(
+        "--run-id", help="score as a step of this run (recorded in the commit and the run's event log)"
+    )
     score.set_defaults(func=cmd_score)
+
+    endpoint = sub.add_parser(
+        "deploy-endpoint",
+        help="create or update a model serving endpoint so that it serves the champion",
+        description="Point the serving endpoint NAME at the registered model's champion version: Databricks "
+        "Model Serving when the registry is Databricks' (Unity Catalog), else a local endpoint record under "
+        "<state>/serving/ that `medallion serve --endpoint NAME` serves. The model is loaded and scores its "
+        "own input example first, so an endpoint is never pointed at a model that cannot serve. Exit 0 also "
+        "when the endpoint already serves the champion (nothing changes).",
+    )
+    endpoint.add_argument("name", help="endpoint name")
+    endpoint.add_argument(
+        "--workload-size", default="Small", help="Databricks serving workload size (default Small)"
+    )
+    endpoint.add_argument(
+        "--no-scale-to-zero",
+        action="store_true",
+        help="keep the endpoint's compute up when idle (Databricks)",
+    )
+    endpoint.set_defaults(func=cmd_deploy_endpoint)
 
     ui = sub.add_parser(
         "ui",
@@ -89,6 +112,11 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
     serve.add_argument("--model-version", help="registered model version (default: the 'champion' alias)")
     _access_options(serve)
+    serve.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="serve the version the local endpoint NAME serves (deploy-endpoint)",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
@@ -177,10 +205,22 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
 
     _quiet(args.verbose)
     lh = open_lakehouse(settings)
-    res = score(
-        settings, lh, features_version=args.version, model_version=args.model_version, since=args.since
+    options = {"features_version": args.version, "model_version": args.model_version, "since": args.since}
+    res = (
+        score_as_step(settings, lh, args.run_id, **options) if args.run_id else score(settings, lh, **options)
     )
     print_score_result(settings, res)
+    return 0
+
+
+def cmd_deploy_endpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.ml.serving import deploy_endpoint
+
+    _quiet(args.verbose)
+    result = deploy_endpoint(
+        settings, args.name, workload_size=args.workload_size, scale_to_zero=not args.no_scale_to_zero
+    )
+    print(result.summary(), flush=True)
     return 0
 
 
@@ -210,29 +250,42 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.ml.servers import serve
 
     _quiet(args.verbose)
+    version = args.model_version
+    if args.endpoint:
+        if version:
+            raise UsageError("give --model-version or --endpoint, not both")
+        from pipelines.ml import tracking
+        from pipelines.ml.serving import served_version
+
+        version = served_version(settings, args.endpoint, tracking.registered_name(settings))
     return serve(
         settings,
         args.port,
-        args.model_version,
+        version,
         say=lambda line: print(line, flush=True),
         hosts=args.allowed_host,
         origins=args.cors_origin,
     )
 
 
+def trains_after_run(settings: Settings, args: argparse.Namespace, tables: list[str]) -> bool:
+    """Whether ``medallion run`` trains and scores after building ``tables``: when the run covers gold (or has
+    no selection), unless ``--no-ml`` (the Databricks layer tasks pass it: the job trains in its own task)."""
+    if getattr(args, "no_ml", False):
+        return False
+    return not args.select or any(settings.tables[t].layer == "gold" for t in tables)
+
+
 def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], lh: Any) -> None:
-    """``medallion run`` post-step: train -> score when the selection covers gold (or there is no selection)."""
-    covers_gold = not args.select or any(settings.tables[t].layer == "gold" for t in tables)
-    if not covers_gold or getattr(args, "no_ml", False):
+    """``medallion run`` post-step: train -> score when :func:`trains_after_run` says so."""
+    if not trains_after_run(settings, args, tables):
         return
     table = settings.ml.features_table
     if not lh.exists(table):
         print(f"ml: train and score skipped: {table} does not exist yet", flush=True)
         return
-    from pipelines.events import EventLog
-    from pipelines.ml.score import resolve_model, score
+    from pipelines.ml.score import resolve_model
     from pipelines.ml.train import train
-    from pipelines.runner import StepResult
 
     _quiet(args.verbose)
     current = lh.version(table)
@@ -269,11 +322,21 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
             )
             return
     print(f"ml: scoring {table} with the champion ...", flush=True)
-    run_id = getattr(args, "run_id", None)
+    print_score_result(settings, score_as_step(settings, lh, getattr(args, "run_id", None)))
+
+
+def score_as_step(settings: Settings, lh: Any, run_id: str | None, **options: Any) -> Any:
+    """Score (``options`` as for :func:`pipelines.ml.score.score`) as a step of run ``run_id``: its commit
+    carries the run id and the run's event log gets the step's row, as for every table the run builds."""
+    from pipelines.events import EventLog
+    from pipelines.ml.score import score
+    from pipelines.runner import StepResult
+
+    target = settings.ml.predictions_table
     scored: list[Any] = []
 
     def scoring() -> StepResult:
-        res = score(settings, lh, run_id=run_id)
+        res = score(settings, lh, run_id=run_id, **options)
         scored.append(res)
         why = f"champion v{res.model_version} scored {res.features_table} v{res.features_version}"
         return StepResult(
@@ -281,7 +344,7 @@ def after_run(settings: Settings, args: argparse.Namespace, tables: list[str], l
         )
 
     EventLog(lh, run_id or "", "run").step(target, scoring)
-    print_score_result(settings, scored[0])
+    return scored[0]
 
 
 def _trained_on(settings: Settings, table: str, version: int | None) -> str | None:

@@ -57,7 +57,7 @@ def resolve_model(settings: Settings, model_version: str | None = None) -> tuple
             return name, str(client.get_model_version(name, model_version).version)
         return name, str(client.get_model_version_by_alias(name, "champion").version)
     except MlflowException:
-        wanted = f"version {model_version}" if model_version else "a champion"
+        wanted = f"version {model_version}" if model_version else "champion"
         raise ModelError(
             f"registered model {name!r} has no {wanted} in {info.registry_uri}: train first (medallion train)"
         ) from None

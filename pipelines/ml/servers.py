@@ -72,6 +72,47 @@ def stop_group(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
             time.sleep(0.2)
 
 
+def start_server(
+    cmd: Sequence[str], env: dict[str, str], ready_url: str, timeout: float = 120.0, log: Any = None
+) -> subprocess.Popen[Any]:
+    """Start ``cmd`` in its own process group and wait until ``ready_url`` answers (the group is stopped and
+    ModelError raised when it does not). ``log``: a file for the server's output (default: inherited)."""
+    proc = subprocess.Popen(
+        list(cmd), env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT if log else None
+    )
+    try:
+        wait_ready(ready_url, proc, timeout)
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc
+
+
+def mlflow_server_command(
+    backend_uri: str,
+    artifacts: str,
+    port: int,
+    serve_artifacts: bool = False,
+    hosts: Sequence[str] = (),
+    origins: Sequence[str] = (),
+) -> list[str]:
+    """``mlflow server`` on 127.0.0.1 with one worker (ready in seconds), accepting only the Host headers and
+    browser origins of :func:`allowed`. ``serve_artifacts``: clients upload and download artifacts through the
+    server (``artifacts`` is its destination), as with a remote server."""
+    option = "--artifacts-destination" if serve_artifacts else "--default-artifact-root"
+    allowed_hosts, allowed_origins = allowed(port, hosts, origins)
+    return [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, option, artifacts,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--allowed-hosts", ",".join(allowed_hosts), "--cors-allowed-origins", ",".join(allowed_origins),
+    ]  # fmt: skip
+
+
+def mlflow_server_env() -> dict[str, str]:
+    """No job execution; MLflow's host and origin checks on (whatever the caller's environment says)."""
+    return _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE="false")
+
+
 def run_server(
     cmd: Sequence[str],
     env: dict[str, str],
@@ -136,21 +177,14 @@ def ui(
     tracking.configure(settings)
     tracking.ensure_experiment(info)  # creates the store (and its schema) before the server opens it
     url = f"http://127.0.0.1:{port}"
-    allowed_hosts, allowed_origins = allowed(port, hosts, origins)
-    cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", info.tracking_uri,
-        "--default-artifact-root", info.artifact_location or (tracking.mlflow_dir(settings) / "artifacts").as_uri(),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--allowed-hosts", ",".join(allowed_hosts), "--cors-allowed-origins", ",".join(allowed_origins),
-    ]  # fmt: skip
-    env = _env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE="false")
+    artifacts = info.artifact_location or (tracking.mlflow_dir(settings) / "artifacts").as_uri()
+    cmd = mlflow_server_command(info.tracking_uri, artifacts, port, hosts=hosts, origins=origins)
 
     def announce() -> None:
         say(f"MLflow UI: {url}  (runs in {info.local_db}; Ctrl-C stops it)")
 
     say(f"starting the MLflow server on {url} ...")
-    return run_server(cmd, env, f"{url}/health", announce)
+    return run_server(cmd, mlflow_server_env(), f"{url}/health", announce)
 
 
 def example_request(local: Path) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from deploy_support import check_jsonschema, load_bundle, target_view, view_for
 
+from pipelines.errors import BundleError
+
 pytestmark = pytest.mark.fast
 
 
@@ -23,9 +25,7 @@ def test_bundle_with_includes_validates_against_the_official_schema(
     bundle: dict[str, Any], bundle_schema: Path, tmp_path: Path
 ) -> None:
     assert bundle["include"] == ["resources/*.yml"]
-    assert {"jobs", "schemas", "volumes", "registered_models", "model_serving_endpoints"} <= set(
-        bundle["resources"]
-    )
+    assert {"jobs", "schemas", "volumes", "registered_models", "experiments"} <= set(bundle["resources"])
     result = check_jsonschema(bundle_schema, _write(tmp_path, "bundle.json", bundle))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -77,12 +77,12 @@ def test_a_broken_bundle_fails_validation(
 
 def test_load_bundle_fails_on_an_include_that_matches_nothing(tmp_path: Path) -> None:
     (tmp_path / "databricks.yml").write_text("bundle: {name: x}\ninclude: [resources/*.yml]\n")
-    with pytest.raises(AssertionError, match="matches no file"):
+    with pytest.raises(BundleError, match="matches no file"):
         load_bundle(tmp_path)
 
 
 def test_prod_cannot_resolve_without_naming_its_service_principal(bundle: dict[str, Any]) -> None:
-    with pytest.raises(AssertionError, match="writer_principal"):
+    with pytest.raises(BundleError, match="writer_principal"):
         target_view(bundle, "prod")
     assert target_view(bundle, "dev")["resources"]["schemas"]["gold"]["grants"][0]["principal"] == (
         "someone@example.com"

@@ -109,3 +109,25 @@ def test_run_post_step_reports_a_degenerate_split_and_ends_the_run_successfully(
     assert f"ml: train skipped: {table} v{version}" in out
     assert "ml: score skipped: no champion model yet" in out
     assert not lh.exists(home.settings.ml.predictions_table)
+
+
+def test_run_no_ml_never_trains(lakehouse: Any) -> None:
+    """The Databricks layer tasks pass --no-ml: their run must not train and score (the job does, on the ML
+    cluster); without it a gold run does."""
+    from pipelines.cli import _parser
+    from pipelines.ml.cli import trains_after_run
+
+    settings = lakehouse.settings
+    gold = [t for t in settings.tables if t.startswith("gold.")]
+    args = _parser().parse_args(["run", "--select", "gold"])
+    assert trains_after_run(settings, args, gold)
+    args = _parser().parse_args(["run", "--select", "gold", "--no-ml"])
+    assert not trains_after_run(settings, args, gold)
+
+
+def test_deploy_endpoint_refuses_before_the_first_training(tmp_path: Path) -> None:
+    """A fresh registry has no champion: the serving step fails with one line and changes nothing."""
+    out = _medallion("deploy-endpoint", "flight-delay", home=tmp_path)
+    assert out.returncode == 1 and out.stderr.startswith("error: ModelError: "), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "state" / "serving").exists()

@@ -235,3 +235,30 @@ def test_ui_serves_health_and_lists_the_run(
     assert proc.interrupt() == 0
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{base}/health", timeout=3)
+
+
+def test_the_serving_step_points_the_endpoint_at_the_champion(
+    ml_home: MLHome, trained: dict[str, Any]
+) -> None:
+    """The deployment step after training: created on the first run, moved when the champion changes, left
+    alone when it already serves the champion; the record is what `medallion serve --endpoint` serves."""
+    from pipelines.ml import tracking
+    from pipelines.ml.serving import EndpointConfig, LocalEndpoints, deploy_endpoint, served_version
+
+    settings = ml_home.settings
+    name, champion = trained["better"].model_name, trained["better"].version
+    endpoints = LocalEndpoints(settings.state_dir / "serving")
+    endpoints.apply(EndpointConfig("ep", name, trained["first"].version))  # the previous champion's
+    moved = deploy_endpoint(settings, "ep")
+    assert (moved.action, moved.previous_version, moved.config.entity_version) == (
+        "updated", trained["first"].version, champion,
+    )  # fmt: skip
+    assert deploy_endpoint(settings, "ep").action == "unchanged"
+    created = deploy_endpoint(settings, "fresh")
+    assert created.action == "created" and created.config.entity_version == champion
+    record = endpoints.get("fresh")
+    assert record is not None and record["config"]["served_entities"][0] == {
+        "name": "champion", "entity_name": name, "entity_version": champion,
+        "workload_size": "Small", "scale_to_zero_enabled": True,
+    }  # fmt: skip
+    assert served_version(settings, "fresh", tracking.registered_name(settings)) == champion
