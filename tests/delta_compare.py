@@ -88,7 +88,39 @@ def comparable(
             for pattern, replacement in VOLATILE_TEXT:
                 column = pc.replace_substring_regex(column, pattern, replacement)
         columns.append(column)
-    return schema, rows_of(pa.table(dict(zip(data.column_names, columns, strict=True))))
+    return schema, _rows(pa.table(dict(zip(data.column_names, columns, strict=True))), rows_of)
+
+
+def _rows(data: Any, rows_of: Callable[[Any], Any]) -> tuple[list[str], Any]:
+    """(names, rows in a canonical order). Big flat tables (the sample's flights) stay in Arrow, sorted by every
+    column: comparing 300k rows as Python tuples costs minutes. Nested columns or NaN take the Python path."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    flat = not any(pa.types.is_nested(f.type) for f in data.schema)
+    nan = any(
+        pa.types.is_floating(f.type) and pc.any(pc.is_nan(data.column(f.name))).as_py() for f in data.schema
+    )
+    if data.num_rows < 5000 or not flat or nan:
+        return rows_of(data)
+    order = data.sort_by([(name, "ascending") for name in data.column_names])
+    return list(data.column_names), order.combine_chunks()
+
+
+def _same_rows(a: tuple[list[str], Any], b: tuple[list[str], Any]) -> bool:
+    import pyarrow as pa
+
+    if a[0] != b[0]:
+        return False
+    if isinstance(a[1], pa.Table) and isinstance(b[1], pa.Table):
+        return bool(a[1].equals(b[1]))
+    return _as_tuples(a[1]) == _as_tuples(b[1])
+
+
+def _as_tuples(rows: Any) -> list[tuple[Any, ...]]:
+    if isinstance(rows, list):
+        return rows
+    return [tuple(r.values()) for r in rows.to_pylist()]
 
 
 def differences(
@@ -100,10 +132,11 @@ def differences(
     for name, a, b in pairs:
         if a[0] != b[0]:
             out.append(f"{name}: schema\n  {a_label}: {a[0]}\n  {b_label}: {b[0]}")
-        elif a[1] != b[1]:
-            a_rows, b_rows = a[1][1], b[1][1]
-            only_a = [r for r in a_rows if r not in set(b_rows)][:3]
-            only_b = [r for r in b_rows if r not in set(a_rows)][:3]
+        elif not _same_rows(a[1], b[1]):
+            a_rows, b_rows = _as_tuples(a[1][1]), _as_tuples(b[1][1])
+            a_set, b_set = set(a_rows), set(b_rows)
+            only_a = [r for r in a_rows if r not in b_set][:3]
+            only_b = [r for r in b_rows if r not in a_set][:3]
             out.append(
                 f"{name}: rows ({len(a_rows)} {a_label}, {len(b_rows)} {b_label})\n"
                 f"  only {a_label}: {only_a}\n  only {b_label}: {only_b}"
