@@ -6,8 +6,9 @@ Landing: three months of the embedded sample, cut to a few hundred flights and w
 (plus the full snapshots), so that one run takes seconds of work. Each trial copies that landing (keeping
 the files' times), runs ``medallion run --no-ml`` and kills it: at a named point (``MEDALLION_CRASH_AT``, see
 :mod:`pipelines.faults`: during a Spark write, between file move and commit, after a table commit and before
-its quarantine and DQ results, between the bronze and manifest commits, during a MERGE) or after a random
-delay. Then, for every table:
+its quarantine and DQ results, between the bronze and manifest commits, during a MERGE: on a second delivery,
+the last month landing after an uninterrupted run on the first two) or after a random delay. A named point
+the run never reaches fails the trial. Then, for every table:
 
 1. it opens with deltalake (and with delta-spark when ``--engine native``), and no log entry of its current
    version references a file that is missing;
@@ -40,13 +41,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 NAMED = [
     "write.staged@1", "write.moved@1", "write.moved@4", "bronze.committed@1", "bronze.committed@3",
-    "table.committed@1", "table.committed@3", "quarantine.committed@1", "merge.started@1",
+    "table.committed@1", "table.committed@3", "quarantine.committed@1", "merge.started@1", "merge.started@2",
     "table.committed@6", "write.moved@9",
 ]  # fmt: skip
 VOLATILE = {"_run_id", "run_id", "_ingested_at", "ingested_at", "checked_at", "scored_at", "quarantined_at",
             "started_at", "finished_at", "seconds", "engine", "rejected_at", "status",
             # Delta versions are not rows: a redone step may commit once more than the uninterrupted run.
             "table_version", "bronze_version"}  # fmt: skip
+# Points reached only when a run changes a table that exists (MERGE into silver): tried on a second delivery.
+TWO_DELIVERIES = {"merge.started@1", "merge.started@2"}
+LAST_MONTH = "2013_03"
 # The event log and the manifest say what each run did: a crashed run and its rerun say more than one run.
 RUN_LOGS = {"gold.pipeline_events"}
 
@@ -80,6 +84,31 @@ def mini_landing(target: Path, rows: int = 300) -> None:
         else:
             shutil.copy2(path, out)
     shutil.rmtree(home, ignore_errors=True)
+
+
+def deliver(landing: Path, target: Path, first: bool) -> None:
+    """The first delivery (everything but the last month's flights and weather) or the rest of it, with the
+    files' modification times."""
+    for path in sorted(landing.rglob("*")):
+        if not path.is_file():
+            continue
+        later = path.parent.name in ("flights", "weather") and LAST_MONTH in path.name
+        if later != first:
+            out = target / path.relative_to(landing)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+
+
+def two_delivery_reference(landing: Path, env: dict[str, str], work: Path) -> dict[str, Any]:
+    """The tables after two uninterrupted runs: the first delivery, then the last month."""
+    home = work / "reference-two-deliveries"
+    shutil.rmtree(home, ignore_errors=True)
+    for first in (True, False):
+        deliver(landing, home / "landing", first=first)
+        done = medallion(home, "run", "--no-land", "--no-ml", env=env)
+        if done.returncode not in (0, 4):
+            raise SystemExit(f"the uninterrupted two-delivery run failed: {done.stderr[-2000:]}")
+    return snapshot(home)
 
 
 def tables_of(lakehouse: Path) -> list[Path]:
@@ -193,9 +222,20 @@ def run_killed(home: Path, env: dict[str, str], crash: str | None, delay: float 
 def trial(label: str, landing: Path, reference: dict[str, Any], engine_env: dict[str, str], spark: Any,
           crash: str | None = None, delay: float | None = None, work: Path | None = None) -> tuple[bool, str]:  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="medallion-trial-", dir=work))
-    shutil.copytree(landing, home / "landing", copy_function=shutil.copy2)
+    problems = []
+    if crash in TWO_DELIVERIES:
+        # The point is only reached on a table that exists: an uninterrupted run on the first months, then the
+        # last month lands and the second run is killed.
+        deliver(landing, home / "landing", first=True)
+        if medallion(home, "run", "--no-land", "--no-ml", env=engine_env).returncode not in (0, 4):
+            problems.append("the first run failed")
+        deliver(landing, home / "landing", first=False)
+    else:
+        shutil.copytree(landing, home / "landing", copy_function=shutil.copy2)
     how, seconds = run_killed(home, engine_env, crash, delay)
-    problems = integrity(home, spark)
+    if crash and how != "killed":
+        problems.append(f"the crash point was never reached ({how})")
+    problems += integrity(home, spark)
     rerun = medallion(home, "run", "--no-land", "--no-ml", env=engine_env)
     if rerun.returncode not in (0, 4):
         problems.append(f"rerun failed: {rerun.stderr.strip().splitlines()[-1:]}")
@@ -285,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"uninterrupted run: {len(reference)} tables, {duration:.1f} s ({args.engine} engine)", flush=True)
     rng = random.Random(args.seed)
     results = []
-    for point in NAMED if args.named is None else args.named:
-        results.append(trial(point, landing, reference, env, spark, crash=point, work=work)[0])
+    points = NAMED if args.named is None else args.named
+    two = two_delivery_reference(landing, env, work) if TWO_DELIVERIES & set(points) else {}
+    for point in points:
+        expected = two if point in TWO_DELIVERIES else reference
+        results.append(trial(point, landing, expected, env, spark, crash=point, work=work)[0])
     for i in range(args.random):
         delay = rng.uniform(3.0, max(duration, 6.0))
         results.append(
