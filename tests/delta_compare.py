@@ -28,7 +28,7 @@ VOLATILE = {
 # Run-time values inside text: a quarantined row's JSON, a freshness check's details.
 VOLATILE_TEXT = [
     (r'"(_run_id|run_id|_ingested_at|ingested_at)":"[^"]*"', r'"\1":"<run>"'),
-    (r"newest _ingested_at \S+", "newest _ingested_at <run>"),
+    (r"newest _ingested_at \S+ is [0-9.]+ h old", "newest _ingested_at <run> is <age> h old"),
 ]
 
 

@@ -138,7 +138,11 @@ def snapshot(home: Path) -> dict[str, Any]:
             if pa.types.is_string(col.type):
                 col = pc.replace_substring(col, str(home), "<home>")
                 col = pc.replace_substring_regex(col, r'"(_run_id|_ingested_at)":"[^"]*"', r'"\1":"<run>"')
-                col = pc.replace_substring_regex(col, r"newest _ingested_at \S+", "newest _ingested_at <run>")
+                col = pc.replace_substring_regex(
+                    col,
+                    r"newest _ingested_at \S+ is [0-9.]+ h old",
+                    "newest _ingested_at <run> is <age> h old",
+                )
             cols.append(col)
         rows = sorted(
             json.dumps(r, sort_keys=True, default=str)
