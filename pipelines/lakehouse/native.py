@@ -140,6 +140,40 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _create_table_sql(
+    table: TableRef,
+    schema: StructType,
+    partition_by: Sequence[str],
+    description: str | None,
+    properties: Mapping[str, str] | None,
+) -> str:
+    """``CREATE TABLE`` of a catalog table: columns with their types, NOT NULL and comments."""
+
+    def ident(name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    columns = []
+    for field in schema.fields:
+        column = f"{ident(field.name)} {field.dataType.simpleString()}"
+        if not field.nullable:
+            column += " NOT NULL"
+        if field.metadata.get("comment"):
+            column += f" COMMENT {_quote(str(field.metadata['comment']))}"
+        columns.append(column)
+    sql = f"CREATE TABLE {_sql_name(table)} ({', '.join(columns)}) USING DELTA"
+    if partition_by:
+        sql += f" PARTITIONED BY ({', '.join(ident(c) for c in partition_by)})"
+    if description:
+        sql += f" COMMENT {_quote(description)}"
+    if properties:
+        sql += (
+            " TBLPROPERTIES ("
+            + ", ".join(f"{_quote(k)} = {_quote(str(v))}" for k, v in properties.items())
+            + ")"
+        )
+    return sql
+
+
 class NativeDeltaStore(DeltaStore):
     engine = "native"
 
@@ -241,21 +275,26 @@ class NativeDeltaStore(DeltaStore):
 
         if self.exists(table):
             raise WriteConflictError(f"{table.name}: a table already exists at {table.location}")
-        builder = DeltaTable.create(self.spark)
-        builder = (
-            builder.tableName(table.location) if table.kind == "catalog" else builder.location(table.location)
-        )
-        builder = builder.addColumns(schema)
-        if partition_by:
-            builder = builder.partitionedBy(*partition_by)
-        if description:
-            builder = builder.comment(description)
-        for key, value in (properties or {}).items():
-            builder = builder.property(key, str(value))
+        if table.kind == "catalog":
+            # SQL, not DeltaTable.create(): open-source delta-spark's builder parses a table name of at most two
+            # parts, so catalog.schema.table fails there (ParseException).
+            create: Any = _create_table_sql(table, schema, partition_by, description, properties)
+        else:
+            builder = DeltaTable.create(self.spark).location(table.location).addColumns(schema)
+            if partition_by:
+                builder = builder.partitionedBy(*partition_by)
+            if description:
+                builder = builder.comment(description)
+            for key, value in (properties or {}).items():
+                builder = builder.property(key, str(value))
+            create = builder
         write_id = new_write_id()
         try:
             with self._user_metadata(with_write_id(None, write_id)):
-                builder.execute()
+                if isinstance(create, str):
+                    self.spark.sql(create)
+                else:
+                    create.execute()
                 for name, expr in (constraints or {}).items():
                     self.spark.sql(f"ALTER TABLE {_sql_name(table)} ADD CONSTRAINT `{name}` CHECK ({expr})")
         except Exception as exc:

@@ -448,3 +448,45 @@ def test_a_new_table_whose_first_write_fails_does_not_exist_afterwards(spark, st
     with pytest.raises(Exception):  # noqa: B017 - the job's own failure, whichever type the engine gives it
         store.write(failing, table, description="never filled")
     assert not store.exists(table) and store.version(table) is None
+
+
+@pytest.mark.native
+def test_a_three_part_catalog_name_is_created_documented_and_written(spark, native_store_factory, tmp_path):
+    """Catalog tables (``spark_catalog.<schema>.<table>``, as the bundle's jobs name them): created with their
+    comments, NOT NULL and CHECK constraints, then written. (delta-spark's DeltaTable.create() builder parses at
+    most two name parts: it failed here with a ParseException.)"""
+    from pyspark.sql.types import StructType
+
+    store = native_store_factory()
+    schema_name = f"conformance_{tmp_path.name[-8:].replace('-', '_')}"
+    spark.sql(
+        f"CREATE SCHEMA IF NOT EXISTS spark_catalog.`{schema_name}` LOCATION '{tmp_path / 'warehouse'}'"
+    )
+    table = TableRef("silver.catalogued", "catalog", f"spark_catalog.{schema_name}.catalogued")
+    try:
+        ddl = "id long not null, name string, amount double, part string"
+        schema = StructType.fromDDL(ddl)
+        schema = StructType(
+            [
+                f if f.name != "name" else f.__class__(f.name, f.dataType, True, {"comment": "it's the name"})
+                for f in schema.fields
+            ]
+        )
+        store.create(
+            table,
+            schema,
+            partition_by=["part"],
+            description="people's",
+            constraints={"amount_positive": "amount >= 0"},
+        )
+        written = store.write(frame(spark, FIRST), table, "append")
+        assert (written.version, written.rows_written) == (2, 3)  # create, constraint, data
+        assert rows(store, table) == sorted(FIRST)
+        assert store.properties(table)["comment"] == "people's"
+        stored = store.read(table).schema
+        assert stored["name"].metadata.get("comment") == "it's the name" and not stored["id"].nullable
+        with pytest.raises(WriteConflictError):
+            store.write(frame(spark, [(9, "negative", -1.0, "x")]), table, "append")
+        assert store.version(table) == 2
+    finally:
+        spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.`{schema_name}` CASCADE")
