@@ -103,14 +103,18 @@ def test_malformed_json_line_is_rescued(lakehouse) -> None:
     assert "JSON" in rows["{not json"]._rescue_reason
 
 
-def test_header_mismatch_is_refused_and_nothing_is_written(lakehouse) -> None:
+def test_a_file_whose_header_names_no_declared_column_is_rejected_on_its_own(lakehouse) -> None:
+    """Not this source's file (or no header): rejected with why, recorded, nothing of it written; the run goes
+    on (``on_bad_file: fail`` stops instead: tests/integration/test_bad_deliveries.py)."""
     landing = lakehouse.settings.landing_dir / "airlines"
     landing.mkdir(parents=True)
-    (landing / "airlines_snapshot.csv").write_text("code,name\n9E,Endeavor Air Inc.\n")
-    with pytest.raises(IngestionError):
-        run_table(lakehouse, "bronze.airlines", "run-h")
-    assert not lakehouse.exists("bronze.airlines")
-    assert not lakehouse.exists(MANIFEST)
+    (landing / "airlines_snapshot.csv").write_text("code,label\n9E,Endeavor Air Inc.\n")
+    result = run_table(lakehouse, "bronze.airlines", "run-h")
+    assert result.rows_written == 0
+    assert not lakehouse.exists("bronze.airlines") or lakehouse.read("bronze.airlines").count() == 0
+    (rejected,) = lakehouse.read("bronze.rejected_files").collect()
+    assert (rejected.table, rejected.file_name) == ("bronze.airlines", "airlines/airlines_snapshot.csv")
+    assert "names none of the declared columns" in rejected.reason
 
 
 def test_redelivered_file_is_reingested_by_default(lakehouse) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,16 +60,30 @@ def test_land_then_run_one_table_and_rerun(tmp_path: Path) -> None:
     assert second.returncode == 0 and line.split()[1:3] == ["0", "0"]
 
 
-def test_ingestion_failure_exits_non_zero_with_cause(tmp_path: Path) -> None:
+def test_a_rejected_file_exits_4_and_the_summary_names_it(tmp_path: Path) -> None:
+    """A file that cannot be ingested does not fail the run: it is named, with why, and the exit code says
+    "completed with rejections"."""
     folder = tmp_path / "landing" / "airlines"
     folder.mkdir(parents=True)
-    (folder / "airlines_snapshot.csv").write_text("code,name\nXX,Nowhere\n")
+    (folder / "airlines_snapshot.csv").write_text("code,label\nXX,Nowhere\n")
     out = _medallion("run", "--no-land", "--select", "bronze.airlines", home=tmp_path)
-    assert out.returncode == 1
-    assert "error: IngestionError" in out.stderr and "airlines_snapshot.csv" in out.stderr
+    assert out.returncode == 4, out.stderr
+    assert "REJECTED" in out.stdout + out.stderr and "airlines_snapshot.csv" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
-    verbose = _medallion("--verbose", "run", "--no-land", "--select", "bronze.airlines", home=tmp_path)
-    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_a_broken_config_exits_non_zero_with_cause_and_a_trace_only_when_verbose(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "conf", conf)
+    (conf / "sources.yml").write_text((conf / "sources.yml").read_text() + "\n  broken: [\n")
+    env = {"MEDALLION_CONF_DIR": str(conf)}
+    out = _medallion("run", "--no-land", "--select", "bronze.airlines", home=tmp_path, env=env)
+    assert out.returncode != 0 and "error: " in out.stderr
+    assert "Traceback" not in out.stderr
+    verbose = _medallion(
+        "--verbose", "run", "--no-land", "--select", "bronze.airlines", home=tmp_path, env=env
+    )
+    assert verbose.returncode == out.returncode and "Traceback" in verbose.stderr
 
 
 def test_history_of_missing_table_is_a_clear_error(tmp_path: Path) -> None:
