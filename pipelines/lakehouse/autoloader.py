@@ -129,9 +129,17 @@ def ingest(
 
     from pipelines.lakehouse.native import USER_METADATA_CONF
 
+    from pipelines.lakehouse.base import as_nullable
+
     ref = lh.ref(table)
     stream_format = stream_format_here(source)
     stream = build_stream(lh.spark, lh.settings, source_name, source, run_id, stream_format=stream_format)
+    # A new table is created first (version 0: schema and description), as the manifest path creates it, so
+    # the first data commit is version 1 on both paths. Left to the streaming sink, the table would be created
+    # (v0), appended (v1), then commented (v2).
+    created = None
+    if not lh.exists(table):
+        created = lh.create(table, as_nullable(stream.schema), description=conf.description).version
     writer = (
         stream.writeStream.format("delta")
         .outputMode("append")
@@ -145,6 +153,8 @@ def ingest(
         query = writer.toTable(ref.location) if ref.kind == "catalog" else writer.start(ref.location)
         query.awaitTermination()
     except Exception as exc:
+        if created is not None and lh.version(table) == created:
+            lh.store.drop_new_table(ref)  # a first stream that failed leaves no table, as a first write
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
         raise IngestionError(
             f"{table}: the ingestion stream over {source_glob(lh.settings, source)} failed ({first}); nothing of "

@@ -371,7 +371,7 @@ class NativeDeltaStore(DeltaStore):
             except BaseException:
                 # The first write failed (a fail check, a constraint, ...): no table, as before it began.
                 if self.version(table) == created.version:
-                    self._drop_new_table(table)
+                    self.drop_new_table(table)
                 raise
         writer = (
             df.write.format("delta")
@@ -386,7 +386,7 @@ class NativeDeltaStore(DeltaStore):
             raise _translate(exc, table, "the write creating the table") from None
         return self._own_result(table, "CREATE", str(metadata[WRITE_ID_KEY]), None)
 
-    def _drop_new_table(self, table: TableRef) -> None:
+    def drop_new_table(self, table: TableRef) -> None:
         """Remove a table this write created a moment ago and could not fill (nobody else committed to it)."""
         import shutil
         from pathlib import Path

@@ -109,8 +109,11 @@ def test_autoloader_path_into_a_real_delta_table_is_exactly_once(
 
     first = ingest(lh, "bronze.airlines", conf, "airlines", source, "r1")
     assert (first.files_new, first.rows_written) == (1, 3)
+    # created first (v0, with its description), then one data commit: the manifest path's versions
+    assert first.version == 1
     history = lh.history("bronze.airlines")
-    assert history[-1]["custom"]["medallion.run_id"] == "r1"  # the stream's commit carries the run id
+    assert [h["operation"] for h in history] == ["STREAMING UPDATE", "CREATE TABLE"]  # newest first
+    assert history[0]["custom"]["medallion.run_id"] == "r1"  # the stream's commit carries the run id
     again = ingest(lh, "bronze.airlines", conf, "airlines", source, "r2")
     assert (again.files_new, again.rows_written) == (0, 0)
     assert lh.version("bronze.airlines") == first.version
@@ -125,3 +128,26 @@ def test_autoloader_path_into_a_real_delta_table_is_exactly_once(
     from deltalake import DeltaTable
 
     assert DeltaTable(lh.ref("bronze.airlines").location).to_pyarrow_table().num_rows == 4
+
+
+@pytest.mark.native
+def test_a_first_autoloader_stream_that_fails_leaves_no_table(
+    settings: Any, tmp_path: Path, native_store_factory: Any
+) -> None:
+    from pipelines.lakehouse import Lakehouse
+    from pipelines.lakehouse.autoloader import ingest
+
+    local = _settings_in(settings, tmp_path)
+    local = dataclasses.replace(
+        local, paths=dataclasses.replace(local.paths, lakehouse=str(tmp_path / "lake"))
+    )
+    lh = Lakehouse(local, native_store_factory())
+    conf = local.tables["bronze.airlines"]
+    source = local.sources["airlines"]
+    landing = local.landing_dir / source.pattern.split("/")[0]
+    landing.mkdir(parents=True)
+    (landing / "airlines_1.csv").write_text("code,label\nAA,American Airlines Inc.\n")  # not the declared header
+
+    with pytest.raises(IngestionError, match="nothing of this batch was committed"):
+        ingest(lh, "bronze.airlines", conf, "airlines", source, "r1")
+    assert not lh.exists("bronze.airlines")
