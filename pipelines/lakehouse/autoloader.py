@@ -17,7 +17,8 @@ Off Databricks (open-source Spark has no ``cloudFiles`` source) the same code ru
 source of the same format: the same options but the ``cloudFiles.*`` ones, schema, bronze transformation,
 checkpointed streaming write into the Delta table (delta-spark's sink, so the native engine). That file source
 remembers files by name: a file rewritten under the same name is not taken again (``reingest`` behaves as
-``skip`` there; the run says so). Each micro-batch commit carries the run id, like every pipeline commit.
+``skip`` there; the run says so), and it has no rescued-data column: JSON keys the source does not declare are
+rescued into ``_rescued_data`` on Databricks only (``rescuedDataColumn``), not by the open-source stream. Each micro-batch commit carries the run id, like every pipeline commit.
 """
 
 from __future__ import annotations
@@ -62,12 +63,23 @@ def autoloader_options(source_name: str, source: SourceConf) -> dict[str, str]:
             f"sources.{source_name}.redelivery is 'fail', which Auto Loader cannot enforce (it either takes a "
             "rewritten file again or ignores it): use reingest or skip, or storage.ingest: manifest"
         )
-    return {
+    options = {
         "cloudFiles.format": SPARK_FORMATS[source.format],
         "cloudFiles.includeExistingFiles": "true",
         "cloudFiles.allowOverwrites": "true" if source.redelivery == "reingest" else "false",
         **reader_options(source),
     }
+    if source.format == "jsonl":
+        # Keys the schema does not declare are kept as JSON in the rescued-data column (Auto Loader only; the
+        # manifest path rescues them itself), not dropped.
+        from pipelines.bronze.records import RESCUED_COLUMN
+
+        options[RESCUED_OPTION] = RESCUED_COLUMN
+    return options
+
+
+#: Auto Loader's option naming the column that receives what the schema does not hold (Databricks only).
+RESCUED_OPTION = "rescuedDataColumn"
 
 
 def source_glob(settings: Settings, source: SourceConf) -> str:
@@ -95,18 +107,23 @@ def build_stream(
 ) -> DataFrame:
     """The streaming DataFrame of bronze rows. ``stream_format="cloudFiles"`` on Databricks; the tests pass
     the plain file format (``csv``/``json``), with which the ``cloudFiles.*`` options are left out."""
-    from pipelines.bronze.records import bronze_records
+    from pyspark.sql import functions as F
+
+    from pipelines.bronze.records import RESCUED_COLUMN, bronze_records
 
     options = autoloader_options(source_name, source)
     if stream_format != "cloudFiles":
-        options = {k: v for k, v in options.items() if not k.startswith("cloudFiles.")}
+        options = {
+            k: v for k, v in options.items() if not k.startswith("cloudFiles.") and k != RESCUED_OPTION
+        }
     raw = (
         spark.readStream.format(stream_format)
         .schema(schema_ddl(source))
         .options(**options)
         .load(source_glob(settings, source))
     )
-    return bronze_records(raw, source.columns, source.format, run_id)
+    rescued = F.col(RESCUED_COLUMN) if RESCUED_OPTION in options else None
+    return bronze_records(raw, source.columns, source.format, run_id, rescued_json=rescued)
 
 
 def stream_format_here(source: SourceConf) -> str:

@@ -303,26 +303,70 @@ def read_group(lh: Lakehouse, group: Sequence[Inspection], source: SourceConf, r
             raw, source.columns, "csv", run_id, present=present, extra=first.extra, keep_extra=keep_extra,
             invalid_utf8=invalid,
         )  # fmt: skip
-    # JSON lines: each line parsed on its own; keys match the declared columns by name, other keys are
-    # rescued (or kept), a line that is not a JSON object is kept whole in _corrupt_record.
+    # JSON lines: read with Spark's JSON file reader, as Auto Loader reads them (the job's bronze), so a value
+    # is its landed text (`1e3`, `1.50`, a nested object as written) and a repeated key's last value counts.
+    # Keys match the declared columns by name; the other keys, found in one pass over the lines, are read
+    # too and rescued (or kept, schema evolution add_columns); a line that is not a JSON object is kept whole
+    # in _corrupt_record.
+    if len({i.invalid_utf8 for i in group}) > 1:  # files with bytes that are not UTF-8 are read apart
+        clean, bad = ([i for i in group if bool(i.invalid_utf8) == flag] for flag in (False, True))
+        return read_group(lh, clean, source, run_id).unionByName(
+            read_group(lh, bad, source, run_id), allowMissingColumns=True
+        )
     text = lh.spark.read.text(paths)
     line = F.regexp_replace(F.col("value"), "^\ufeff", "")
+    found = text.select(F.explode(F.json_object_keys(line)).alias("k")).distinct().collect()
+    extra = tuple(sorted({r[0] for r in found} - set(source.columns)))
+    names = (*source.columns, *extra)
+    folded = [n.lower() for n in (*names, CORRUPT_COLUMN, "_metadata")]
+    # Files with bytes that are not UTF-8 are parsed line by line from decoded text instead: the JSON reader
+    # would keep such a line whole, raw bytes and all, as a corrupt record.
+    if not invalid and all(names) and len(set(folded)) == len(folded):
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        schema = StructType([StructField(n, StringType()) for n in (*names, CORRUPT_COLUMN)])
+        raw = (
+            lh.spark.read.schema(schema)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+            .json(paths)
+        )
+        return bronze_records(
+            raw, source.columns, "jsonl", run_id, extra=extra, keep_extra=keep_extra, invalid_utf8=invalid
+        )
+    return _json_lines_by_map(text, line, source, run_id, extra, keep_extra, invalid)
+
+
+def _json_lines_by_map(
+    text: DataFrame,
+    line: Any,
+    source: SourceConf,
+    run_id: str,
+    extra: tuple[str, ...],
+    keep_extra: bool,
+    invalid: bool,
+) -> DataFrame:
+    """JSON lines the JSON file reader cannot take as they are: bytes that are not UTF-8, or keys no Spark
+    schema can hold (keys equal but for case, an empty key, a key named like a bronze column). Each line is
+    parsed into a map, so nothing is lost, but numbers and nested values are re-rendered by the parser (`1e3`
+    becomes `1000.0`) and a repeated key's first value counts."""
+    from pyspark.sql import functions as F
+
+    from pipelines.bronze.records import CORRUPT_COLUMN, bronze_records
+
     declared = F.array(*[F.lit(c) for c in source.columns])
     keys = F.json_object_keys(line)
     as_map = F.from_json(line, "map<string,string>")
     extras_map = F.map_filter(as_map, lambda k, _v: ~F.array_contains(declared, k))
-    extra: tuple[str, ...] = ()
-    if keep_extra:  # which new keys become columns: one pass over the lines
-        found = text.select(F.explode(F.array_except(keys, declared)).alias("k")).distinct().collect()
-        extra = tuple(sorted(r[0] for r in found))
+    kept = extra if keep_extra else ()
     lines = text.where(F.trim(F.col("value")) != "").select(
         F.col("_metadata"),
-        *[F.when(keys.isNotNull(), as_map[c]).alias(c) for c in (*source.columns, *extra)],
+        *[F.when(keys.isNotNull(), as_map[c]).alias(c) for c in (*source.columns, *kept)],
         F.when(keys.isNull(), F.col("value")).alias(CORRUPT_COLUMN),
         F.when(keys.isNotNull() & (F.size(extras_map) > 0), F.to_json(extras_map)).alias("__rescued"),
     )
     return bronze_records(
-        lines, source.columns, "jsonl", run_id, extra=extra, keep_extra=keep_extra, invalid_utf8=invalid,
+        lines, source.columns, "jsonl", run_id, extra=kept, keep_extra=keep_extra, invalid_utf8=invalid,
         rescued_json=None if keep_extra else F.col("__rescued"),
     )  # fmt: skip
 

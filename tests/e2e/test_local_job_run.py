@@ -171,13 +171,6 @@ def _job_tables(job_run: JobRun) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known differences, issue 11 open: (1) a JSON number landed as `1e3` is kept as landed text by the "
-    "Auto Loader path but becomes `1000.0` on the laptop's manifest path (bronze.weather.pressure); (2) the Auto "
-    "Loader path commits bronze tables at version 2 where the manifest path commits version 1 "
-    "(gold.pipeline_events.table_version)",
-)
 def test_the_job_runs_tables_equal_the_laptop_runs(
     job_run: JobRun, full_run: tuple[Path, Any], rows_of: Any
 ) -> None:

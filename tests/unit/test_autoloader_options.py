@@ -63,6 +63,7 @@ def test_jsonl_source_with_skip_policy() -> None:
     options = autoloader.autoloader_options("weather", weather)
     assert options["cloudFiles.format"] == "json" and options["cloudFiles.allowOverwrites"] == "false"
     assert "header" not in options
+    assert options["rescuedDataColumn"] == "_rescued_data"  # undeclared keys are rescued, not dropped
 
 
 def test_fail_policy_has_no_auto_loader_equivalent() -> None:
