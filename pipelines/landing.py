@@ -141,6 +141,6 @@ def land_sample(
     for name in SNAPSHOTS:
         if name in wanted:
             content = (data / f"{name}.csv").read_bytes()
-            rows = max(content.count(b"\n") - 1, 0)
-            record(name, landing / name / f"{name}_snapshot.csv", content, rows)
+            count = max(content.count(b"\n") - 1, 0)
+            record(name, landing / name / f"{name}_snapshot.csv", content, count)
     return landed

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.window import WindowSpec
 
 from pipelines.gold.common import Changes, changed_inputs, is_delayed, only_keys, share
 from pipelines.outputs import TableOutput
@@ -111,7 +112,7 @@ def trailing_delay_rates(queries: DataFrame, events: DataFrame) -> DataFrame:
     for scope, keys in (("route", ["origin", "dest"]), ("carrier", ["carrier"])):
         order = Window.partitionBy(*keys).orderBy(t)
 
-        def before(offset: int, column: str, order: Window = order) -> Column:
+        def before(offset: int, column: str, order: WindowSpec = order) -> Column:
             """Sum of ``column`` over the events strictly before ``t - offset`` µs (a growing frame: O(n))."""
             frame = order.rangeBetween(Window.unboundedPreceding, -offset - 1)
             return F.coalesce(F.sum(column).over(frame), F.lit(0))

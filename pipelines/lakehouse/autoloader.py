@@ -144,9 +144,8 @@ def ingest(
         )
     import json
 
-    from pipelines.lakehouse.native import USER_METADATA_CONF
-
     from pipelines.lakehouse.base import as_nullable
+    from pipelines.lakehouse.native import USER_METADATA_CONF
 
     ref = lh.ref(table)
     stream_format = stream_format_here(source)
@@ -171,7 +170,10 @@ def ingest(
         query.awaitTermination()
     except Exception as exc:
         if created is not None and lh.version(table) == created:
-            lh.store.drop_new_table(ref)  # a first stream that failed leaves no table, as a first write
+            from pipelines.lakehouse.native import NativeDeltaStore
+
+            if isinstance(lh.store, NativeDeltaStore):  # the engine is native (checked above)
+                lh.store.drop_new_table(ref)  # a first stream that failed leaves no table, as a first write
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:400]
         raise IngestionError(
             f"{table}: the ingestion stream over {source_glob(lh.settings, source)} failed ({first}); nothing of "

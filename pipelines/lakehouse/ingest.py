@@ -324,9 +324,9 @@ def read_group(lh: Lakehouse, group: Sequence[Inspection], source: SourceConf, r
     if not invalid and all(names) and len(set(folded)) == len(folded):
         from pyspark.sql.types import StringType, StructField, StructType
 
-        schema = StructType([StructField(n, StringType()) for n in (*names, CORRUPT_COLUMN)])
+        fields = StructType([StructField(n, StringType()) for n in (*names, CORRUPT_COLUMN)])
         raw = (
-            lh.spark.read.schema(schema)
+            lh.spark.read.schema(fields)
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
             .json(paths)
