@@ -319,9 +319,10 @@ def read_group(lh: Lakehouse, group: Sequence[Inspection], source: SourceConf, r
     extra = tuple(sorted({r[0] for r in found} - set(source.columns)))
     names = (*source.columns, *extra)
     folded = [n.lower() for n in (*names, CORRUPT_COLUMN, "_metadata")]
+    plain = all(names) and "`" not in "".join(names) and len(set(folded)) == len(folded)
     # Files with bytes that are not UTF-8 are parsed line by line from decoded text instead: the JSON reader
     # would keep such a line whole, raw bytes and all, as a corrupt record.
-    if not invalid and all(names) and len(set(folded)) == len(folded):
+    if not invalid and plain:
         from pyspark.sql.types import StringType, StructField, StructType
 
         fields = StructType([StructField(n, StringType()) for n in (*names, CORRUPT_COLUMN)])
@@ -347,7 +348,7 @@ def _json_lines_by_map(
     invalid: bool,
 ) -> DataFrame:
     """JSON lines the JSON file reader cannot take as they are: bytes that are not UTF-8, or keys no Spark
-    schema can hold (keys equal but for case, an empty key, a key named like a bronze column). Each line is
+    schema can hold (keys equal but for case, an empty key, a backtick, a key named like a bronze column). Each line is
     parsed into a map, so nothing is lost, but numbers and nested values are re-rendered by the parser (`1e3`
     becomes `1000.0`) and a repeated key's first value counts."""
     from pyspark.sql import functions as F

@@ -194,7 +194,10 @@ def test_json_lines_deliveries(lakehouse: Any) -> None:
     _w(folder / "dup_key.jsonl", '{"origin": "EWR", "hour": "7", "hour": "8", "temp": 1}\n')
     _w(folder / "bad_bytes.jsonl", b'{"origin": "EWR", "hour": "9", "temp": "\xff"}\n')
     _w(folder / "utf16.jsonl", (line + "\n").encode("utf-16"))
-    _w(folder / "numbers.jsonl", '{"origin": "EWR", "hour": "10", "temp": 1e3, "dewp": 1.50, "pressure": 1013.250}\n')
+    _w(
+        folder / "numbers.jsonl",
+        '{"origin": "EWR", "hour": "10", "temp": 1e3, "dewp": 1.50, "pressure": 1013.250}\n',
+    )
     result = _ingest(lakehouse, "bronze.weather", "weather")
     assert [why.split(":")[0] for why in result.rejected] == ["weather/utf16.jsonl"]
     rows = lakehouse.read("bronze.weather").collect()
@@ -206,7 +209,9 @@ def test_json_lines_deliveries(lakehouse: Any) -> None:
     assert (exact["temp"], exact["dewp"], exact["pressure"]) == ("1e3", "1.50", "1013.250")
     corrupt = sorted(r["_corrupt_record"] for r in rows if r["_corrupt_record"])
     assert corrupt == ["[1, 2]", '{"origin": "EWR", "hour": ']
-    assert json.loads(next(r for r in rows if r["hour"] == "5")["_rescued_data"]) == {"sensor": '{"id": 7}'}  # as written
+    assert json.loads(next(r for r in rows if r["hour"] == "5")["_rescued_data"]) == {
+        "sensor": '{"id": 7}'
+    }  # as written
     flagged = [r for r in rows if r["hour"] == "9"]
     assert len(flagged) == 1 and "UTF-8" in flagged[0]["_rescue_reason"]
 
@@ -215,12 +220,12 @@ def test_json_keys_no_spark_schema_can_hold_are_rescued_not_lost(lakehouse: Any)
     """`Origin` beside the declared `origin` (Spark's schema is case-insensitive) and an empty key: the lines
     are parsed into maps instead, and those keys land in _rescued_data."""
     folder = lakehouse.settings.landing_dir / "weather"
-    _w(folder / "case.jsonl", '{"origin": "EWR", "hour": "1", "Origin": "JFK", "": "blank"}\n')
+    _w(folder / "case.jsonl", '{"origin": "EWR", "hour": "1", "Origin": "JFK", "": "blank", "a`b": 2}\n')
     result = _ingest(lakehouse, "bronze.weather", "weather")
     assert result.rows_written == 1 and not result.rejected
     row = lakehouse.read("bronze.weather").collect()[0]
     assert (row["origin"], row["hour"], row["_corrupt_record"]) == ("EWR", "1", None)
-    assert json.loads(row["_rescued_data"]) == {"Origin": "JFK", "": "blank"}
+    assert json.loads(row["_rescued_data"]) == {"Origin": "JFK", "": "blank", "a`b": "2"}
 
 
 JSON_CASES = {
