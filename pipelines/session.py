@@ -21,6 +21,7 @@ its tasks, as a workspace has one metastore), else ``<paths.state>/metastore``; 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -127,6 +128,13 @@ _SESSION: SparkSession | None = None
 _INFO: SessionInfo | None = None
 
 
+#: Planner settings every session of the pipeline gets. Constraint propagation off: with it, Spark infers a
+#: `<=>` constraint per alias and combines them, which grows exponentially with the aliased columns of a
+#: table like silver.flights; delta-spark's MERGE of a second delivery then held 2^20 EqualNullSafe
+#: expressions and ran the driver out of heap on a few hundred rows. Only filter inference is lost.
+PLANNER_CONF = {"spark.sql.constraintPropagation.enabled": "false"}
+
+
 def get_session(settings: Settings) -> tuple[SparkSession, SessionInfo]:
     """Return the SparkSession and the engine decision; builds the session on first call."""
     global _SESSION, _INFO
@@ -137,6 +145,10 @@ def get_session(settings: Settings) -> tuple[SparkSession, SessionInfo]:
         active = SparkSession.getActiveSession()
         if active is None:
             active = SparkSession.builder.getOrCreate()
+        for key, value in PLANNER_CONF.items():
+            # Serverless compute refuses most settings: there the platform's own planner settings stand.
+            with contextlib.suppress(Exception):
+                active.conf.set(key, value)
         return active, info
     if _SESSION is not None and _INFO is not None:
         if _INFO.engine != info.engine:
@@ -203,7 +215,7 @@ def build_local_session(settings: Settings, info: SessionInfo) -> SparkSession:
             metastore = os.environ.get("MEDALLION_METASTORE") or str(settings.state_dir / "metastore")
             for key, value in hive_catalog_conf(metastore).items():
                 builder = builder.config(key, value)
-    for key, value in extra.items():
+    for key, value in {**PLANNER_CONF, **extra}.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
