@@ -95,7 +95,7 @@ def account_table(lh: Lakehouse, bronze: str) -> list[FileAccount]:
     source = settings.sources[conf.source or ""]
     landed = list(source.columns)
     silver = _silver_of(lh, bronze)
-    rows = lh.read(bronze)
+    rows = lh.read_treated(bronze)  # as silver read it: sensitive columns treated
     landing = str(settings.landing_dir)
     rows = rows.withColumn("__fp", _fingerprint([*landed, *LANDED_META]))
     outcome = F.lit("unaccounted")

@@ -99,8 +99,8 @@ def schema_refusal(lh: Lakehouse, name: str) -> str | None:
     """Why the transform's output would not fit the stored table (analysis only, no data is read)."""
     conf = lh.settings.table(name)
     assert conf.transform is not None
-    frames = {dep: lh.read(dep) for dep in conf.inputs}
-    df, _out = call_transform(_load_transform(conf.transform), conf, frames, None)
+    frames = {dep: lh.read_treated(dep) for dep in conf.inputs}
+    df, _out = call_transform(_load_transform(conf.transform), conf, frames, None, lh.settings)
     from pyspark.sql import functions as F
 
     change = schema_change(lh.schema(name), written_schema(df.withColumn("_run_id", F.lit(""))))
@@ -153,8 +153,8 @@ def backfill_table(lh: Lakehouse, name: str, start: dt.date, end: dt.date, run_i
     assert conf.transform is not None and conf.backfill is not None
     predicate = range_predicate(conf, start, end)
     versions = {dep: lh.version(dep) for dep in conf.inputs}
-    frames = {dep: lh.read(dep, versions[dep]) for dep in conf.inputs}
-    df, _out = call_transform(_load_transform(conf.transform), conf, frames, None)
+    frames = {dep: lh.read_treated(dep, versions[dep]) for dep in conf.inputs}
+    df, _out = call_transform(_load_transform(conf.transform), conf, frames, None, lh.settings)
     if conf.backfill.column not in df.columns:
         raise ConfigError(
             f"{conf.declared_in or 'conf'}: table {name}: backfill.column {conf.backfill.column!r} is not a "

@@ -171,11 +171,14 @@ def _parser() -> argparse.ArgumentParser:
 
     setup = sub.add_parser(
         "setup",
-        help="fetch Delta Lake's jars once (install step) so that local Spark runs native Delta",
+        help="once, at install: fetch Delta Lake's jars (native Delta locally) and create this machine's "
+        "pseudonymisation key",
         description="Resolve io.delta:delta-spark_<spark>_2.13:<delta-spark> and its dependencies from Maven "
         "Central (Spark's own resolver, or mvn) into a cache folder the session factory looks in. Runs "
         "download nothing afterwards. Without network access this prints one line and exits 0: the offline "
-        "engine (delta-rs) is then used.",
+        "engine (delta-rs) is then used. Also creates a random pseudonymisation key for the sensitive columns "
+        "in ~/.config/medallion/pseudonym.key (mode 0600; an existing key is never replaced), used when "
+        "MEDALLION_PSEUDONYM_KEY and MEDALLION_PSEUDONYM_KEY_FILE are unset.",
     )
     setup.add_argument("--dest", help="put the jars in this folder (then set MEDALLION_DELTA_JARS to it)")
     setup.add_argument(
@@ -319,7 +322,13 @@ def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipelines import delta_jars
+    from pipelines.sensitive import create_key_file
 
+    key_file, created = create_key_file()
+    _print(
+        f"setup: {'created' if created else 'kept'} this machine's pseudonymisation key {key_file} "
+        "(MEDALLION_PSEUDONYM_KEY overrides it)"
+    )
     started = time.perf_counter()
     result = delta_jars.fetch(
         Path(args.dest).expanduser() if args.dest else None, via=args.via, force=args.force, progress=_print

@@ -18,6 +18,9 @@ A few environment variables override paths (never secrets, which do not belong i
   ``--model-name`` / ``--experiment``: the bundle's registered model and experiment)
 - ``MEDALLION_TRACKING_URI`` / ``MEDALLION_REGISTRY_URI``  ``ml.tracking_uri`` / ``ml.registry_uri`` (a platform
   setting: the local job run points them at its MLflow server)
+- ``MEDALLION_SECRET_SCOPE``  the Databricks secret scope holding the pseudonymisation key (overrides
+  ``pseudonym_key.secret_scope``; the jobs' ``--secret-scope``). The key itself never comes from these files:
+  see :mod:`pipelines.sensitive`.
 - ``MEDALLION_VOLUMES``    where ``/Volumes`` is on this machine: a path ``/Volumes/<c>/<s>/<v>/...`` in conf or
   arguments becomes ``$MEDALLION_VOLUMES/<c>/<s>/<v>/...`` (unset: ``/Volumes`` itself, as on Databricks)
 
@@ -53,6 +56,8 @@ SCHEMA_EVOLUTION_POLICIES = ("rescue", "add_columns", "fail")
 # (pipelines/lakehouse/autoloader.py, Databricks Auto Loader ``cloudFiles``; needs a Databricks runtime).
 INGEST_MODES = ("manifest", "autoloader")
 BACKFILL_GRAINS = ("day", "month")
+# What happens to a column declared sensitive before it leaves bronze (pipelines/sensitive.py).
+SENSITIVE_TREATMENTS = ("pseudonymise", "mask", "drop", "keep")
 #: A catalog, schema or table name: letters, digits and underscores, not starting with a digit (what Unity
 #: Catalog and Spark take unquoted, and a plain folder name).
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -118,6 +123,33 @@ class PathsConf:
 
 
 @dataclass(frozen=True)
+class SensitiveConf:
+    """A sensitive column and its treatment, applied before its values leave bronze (pipelines/sensitive.py):
+    ``pseudonymise`` (a keyed hash, the same for the same value in the same ``domain`` on every run, so joins
+    still work), ``mask`` (keep ``keep_first`` and ``keep_last`` characters, ``*`` for the others), ``drop``, or
+    ``keep`` (left as it is; ``reason`` says why, and is required)."""
+
+    treatment: str
+    reason: str = ""
+    keep_first: int = 0
+    keep_last: int = 0
+    # pseudonymise: values of one domain share pseudonyms (default: the column's name, so flights.tailnum and
+    # planes.tailnum join); two domains never do.
+    domain: str | None = None
+
+
+@dataclass(frozen=True)
+class PseudonymKeyConf:
+    """Where the pseudonymisation key is found: never in these files. Locally the environment variable ``env``
+    (or ``<env>_FILE``, a file holding it; else the key ``medallion setup`` made in ~/.config/medallion); on
+    Databricks the secret ``secret`` of the secret scope ``secret_scope`` (the bundle declares the scope)."""
+
+    env: str = "MEDALLION_PSEUDONYM_KEY"
+    secret_scope: str | None = None
+    secret: str = "pseudonym-key"
+
+
+@dataclass(frozen=True)
 class SourceConf:
     """A source system's drop into the landing folder."""
 
@@ -133,6 +165,8 @@ class SourceConf:
     # Columns a file has that the source does not declare: rescue them into _rescued_data (JSON), add them
     # to the bronze table, or reject the file (on_bad_file decides what a rejection does).
     schema_evolution: str = "rescue"
+    # Columns that must not leave bronze as landed, each with its treatment (SensitiveConf).
+    sensitive: Mapping[str, SensitiveConf] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,6 +231,9 @@ class TableConf:
     expectations: tuple[ExpectationConf, ...] = ()
     # A date range of the table can be rebuilt alone (``medallion backfill``); unset: it cannot.
     backfill: BackfillConf | None = None
+    # Sensitive columns of this table (SensitiveConf). A bronze table adds them to its source's; a later
+    # table's are treated in its transform's output, before its checks and its write.
+    sensitive: Mapping[str, SensitiveConf] = field(default_factory=dict)
     # Set for the tables the pipeline writes about itself rather than builds with a transform: which part
     # writes it (one of pipelines.system.ROLES: dq_results, ingest_manifest, predictions, pipeline_events,
     # quarantine). ``medallion run`` never builds them; tables, history, sql, maintain and docs serve them.
@@ -288,6 +325,7 @@ class Settings:
     tables: Mapping[str, TableConf] = field(default_factory=dict)
     quarantine: QuarantineConf = field(default_factory=QuarantineConf)
     ml: MLConf = field(default_factory=MLConf)
+    pseudonym_key: PseudonymKeyConf = field(default_factory=PseudonymKeyConf)
 
     # ---- resolved paths -------------------------------------------------------------------------
     def _resolve(self, value: str) -> Path:
@@ -517,9 +555,33 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"{src}: sources.{name}.{key} is {value!r}; allowed: {', '.join(allowed)}")
         if not source.columns:
             raise ConfigError(f"{src}: sources.{name}.columns must list the columns the source delivers")
+        for column, conf in source.sensitive.items():
+            problem = sensitive_problem(conf, f"sources.{name}.sensitive.{column}")
+            if not problem and column not in source.columns:
+                problem = (
+                    f"sources.{name}.sensitive names {column!r}, which is not one of the source's columns "
+                    f"({', '.join(source.columns)})"
+                )
+            if problem:
+                raise ConfigError(f"{src}: {problem}")
     problems = table_problems(settings)
     if problems:
         raise InvalidPipelineError(problems)
+
+
+def sensitive_problem(conf: SensitiveConf, where: str) -> str | None:
+    """What is wrong with one sensitive-column declaration (None: nothing)."""
+    if conf.treatment not in SENSITIVE_TREATMENTS:
+        return f"{where}.treatment is {conf.treatment!r}; allowed: {', '.join(SENSITIVE_TREATMENTS)}"
+    if conf.treatment == "keep" and not conf.reason.strip():
+        return f"{where}: treatment keep needs a reason (why the raw value may leave bronze)"
+    if conf.keep_first < 0 or conf.keep_last < 0:
+        return f"{where}: keep_first and keep_last must be 0 or more"
+    if conf.treatment != "mask" and (conf.keep_first or conf.keep_last):
+        return f"{where}: keep_first and keep_last belong to treatment mask, not {conf.treatment}"
+    if conf.domain is not None and conf.treatment != "pseudonymise":
+        return f"{where}: domain belongs to treatment pseudonymise, not {conf.treatment}"
+    return None
 
 
 def table_problems(settings: Settings) -> list[str]:
@@ -557,6 +619,12 @@ def table_problems(settings: Settings) -> list[str]:
                 )
             if table.columns and table.backfill.column not in table.columns:
                 found.append(f"{where}: backfill.column {table.backfill.column!r} is not a declared column")
+        for column, conf in table.sensitive.items():
+            problem = sensitive_problem(conf, f"sensitive.{column}")
+            if not problem and table.columns and column not in table.columns:
+                problem = f"sensitive names {column!r}, which is not a declared column"
+            if problem:
+                found.append(f"{where}: {problem}")
         try:
             validate_table_expectations(settings, name, table)
         except ConfigError as exc:
@@ -588,6 +656,7 @@ DEPLOYMENT_VARIABLES = {
     "home": "MEDALLION_HOME",
     "model_name": "MEDALLION_MODEL_NAME",
     "experiment": "MEDALLION_EXPERIMENT",
+    "secret_scope": "MEDALLION_SECRET_SCOPE",
 }
 
 
@@ -696,7 +765,11 @@ def load_settings(env: str | None = None, conf_dir: str | Path | None = None) ->
     if schemas:
         storage = dataclasses.replace(storage, schemas=types.MappingProxyType({**storage.schemas, **schemas}))
     settings = dataclasses.replace(
-        settings, paths=paths, storage=storage, ml=_from_environment(settings.ml, ML_VARIABLES)
+        settings,
+        paths=paths,
+        storage=storage,
+        ml=_from_environment(settings.ml, ML_VARIABLES),
+        pseudonym_key=_from_environment(settings.pseudonym_key, {"secret_scope": "MEDALLION_SECRET_SCOPE"}),
     )
     _validate(settings)
     return settings

@@ -29,6 +29,10 @@ class InvalidPipelineError(ConfigError):
         super().__init__(f"{problems[0]}{more}" if problems else "the pipeline is invalid")
 
 
+class PseudonymKeyError(ConfigError):
+    """The pseudonymisation key of the sensitive columns is missing, unreadable or too short."""
+
+
 class UsageError(MedallionError):
     """A command was called with arguments that cannot work (unknown table, bad selection, ...)."""
 

@@ -12,6 +12,10 @@ of it), and ``medallion plan`` says which part changed.
 - **declaration**: what decides the rows: inputs, transform, write mode, keys, partitioning, merge condition
   (for bronze: the source). Descriptions and column comments do not count: they are applied without a rebuild.
 - **checks**: the table's data-quality checks (they decide which rows are kept, dropped or quarantined).
+- **sensitive**: the sensitive-column treatments of the table and of everything upstream of it, and the id of
+  the pseudonymisation key when one pseudonymises (:func:`pipelines.sensitive.fingerprint_part`): a new key
+  rebuilds every table that holds pseudonyms, so all of them change together. Empty for bronze (it keeps what
+  landed) and for tables with no sensitive column upstream.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Fingerprint:
     code: str
     declaration: str
     checks: str
+    sensitive: str = ""
 
     def as_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -51,7 +56,9 @@ class Fingerprint:
     def from_json(raw: Any) -> Fingerprint | None:
         try:
             data = json.loads(raw) if isinstance(raw, str) else dict(raw)
-            return Fingerprint(str(data["code"]), str(data["declaration"]), str(data["checks"]))
+            return Fingerprint(
+                str(data["code"]), str(data["declaration"]), str(data["checks"]), str(data.get("sensitive", ""))
+            )
         except (TypeError, ValueError, KeyError):
             return None
 
@@ -63,6 +70,7 @@ class Fingerprint:
             ("code", "transform changed"),
             ("declaration", "declaration changed"),
             ("checks", "checks changed"),
+            ("sensitive", "sensitive columns' treatment or pseudonymisation key changed"),
         )
         return [label for part, label in labels if getattr(self, part) != getattr(before, part)]
 
@@ -164,7 +172,12 @@ def load_transform(path: str) -> Callable[..., Any]:
 def declaration_fingerprint(conf: TableConf, source: Any = None) -> str:
     source_decl: Any = conf.source
     if source is not None:
-        source_decl = {k: v for k, v in dataclasses.asdict(source).items() if k != "description"}
+        # What bronze stores does not depend on the sensitive treatments (they apply when rows leave it).
+        source_decl = {
+            f.name: getattr(source, f.name)
+            for f in dataclasses.fields(source)
+            if f.name not in ("description", "sensitive")
+        }
     decl = {
         "inputs": list(conf.inputs),
         "transform": conf.transform,
@@ -181,11 +194,13 @@ def checks_fingerprint(conf: TableConf) -> str:
     return _digest(json.dumps(checks, sort_keys=True, default=list))
 
 
-def fingerprint(conf: TableConf, source: Any = None) -> Fingerprint:
-    """The current fingerprint of a table (``source``: the SourceConf of a bronze table)."""
+def fingerprint(conf: TableConf, source: Any = None, sensitive: str = "") -> Fingerprint:
+    """The current fingerprint of a table (``source``: the SourceConf of a bronze table; ``sensitive``: what
+    :func:`pipelines.sensitive.fingerprint_part` gives for it)."""
     path = conf.transform or BRONZE_CODE
     return Fingerprint(
         code_fingerprint(load_transform(path)),
         declaration_fingerprint(conf, source),
         checks_fingerprint(conf),
+        _digest(sensitive) if sensitive else "",
     )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.config import Settings, TableConf
 from pipelines.errors import ConfigError
+from pipelines.sensitive import protect
 from pipelines.runner import (
     call_transform,
     decide,
@@ -155,9 +156,9 @@ def analyse_table(
         transform = _load_transform(conf.transform)
     except ConfigError as exc:
         return None, [f"{where}: {exc}"]
-    frames = {dep: _empty(lh, inputs[dep]) for dep in conf.inputs}
+    frames = {dep: protect(lh.settings, dep, _empty(lh, inputs[dep])) for dep in conf.inputs}
     try:
-        df, _out = call_transform(transform, conf, frames, None)
+        df, _out = call_transform(transform, conf, frames, None, lh.settings)
         df = df.withColumn("_run_id", F.lit(PLAN_RUN_ID))
         schema = written_schema(df)
     except Exception as exc:
@@ -181,10 +182,10 @@ def incremental_problems(
     if "changes" not in inspect.signature(transform).parameters:
         return []
     where = f"{conf.declared_in or 'conf'}: table {name}"
-    frames = {dep: _empty(lh, inputs[dep]) for dep in conf.inputs}
+    frames = {dep: protect(lh.settings, dep, _empty(lh, inputs[dep])) for dep in conf.inputs}
     changes = {dep.partition(".")[2]: frames[dep] for dep in conf.inputs}
     try:
-        inc, out = call_transform(transform, conf, frames, changes)
+        inc, out = call_transform(transform, conf, frames, changes, lh.settings)
         incremental = written_schema(inc.withColumn("_run_id", F.lit(PLAN_RUN_ID)))
     except Exception as exc:
         return [f"{where}: transform {conf.transform} fails on empty changes: {_first_line(exc)}"]

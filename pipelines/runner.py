@@ -7,6 +7,7 @@ name a table (``bronze.flights``), a layer (``bronze``), or a table and everythi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -303,8 +304,12 @@ class Decision:
 
 
 def table_fingerprint(settings: Settings, conf: TableConf) -> Fingerprint:
+    from pipelines.sensitive import fingerprint_part
+
+    name = next((n for n, t in settings.tables.items() if t is conf), None)
+    sensitive = "" if name is None or conf.layer == "bronze" else fingerprint_part(settings, name)
     try:
-        return fingerprint(conf, settings.sources.get(conf.source) if conf.source else None)
+        return fingerprint(conf, settings.sources.get(conf.source) if conf.source else None, sensitive)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"transform {conf.transform!r} cannot be imported: {exc}") from None
 
@@ -396,17 +401,26 @@ def call_transform(
     conf: TableConf,
     frames: Mapping[str, DataFrame],
     changes: Mapping[str, DataFrame | None] | None,
+    settings: Settings | None = None,
 ) -> tuple[DataFrame, TableOutput | None]:
-    """Call ``transform`` with one keyword per input (and ``changes`` when it takes it); (df, TableOutput)."""
+    """Call ``transform`` with one keyword per input (and ``changes`` when it takes it); (df, TableOutput).
+    The table's own sensitive columns (``sensitive:`` of its declaration) are treated in the result."""
     import inspect
+
+    from pipelines.sensitive import treat
 
     kwargs: dict[str, object] = {dep.partition(".")[2]: frames[dep] for dep in conf.inputs}
     if "changes" in inspect.signature(transform).parameters:
         kwargs["changes"] = changes
     out = transform(**kwargs)
-    if isinstance(out, TableOutput):
-        return out.df, out
-    return out, None  # type: ignore[return-value]
+    df: DataFrame = out.df if isinstance(out, TableOutput) else out  # type: ignore[assignment]
+    if conf.sensitive:
+        if settings is None:
+            raise TypeError("call_transform: a table with sensitive columns needs the settings (for the key)")
+        df = treat(df, conf.sensitive, settings)
+        if isinstance(out, TableOutput):
+            out = dataclasses.replace(out, df=df)
+    return (df, out) if isinstance(out, TableOutput) else (df, None)
 
 
 def _replace_where(out: TableOutput | None) -> str | None:
@@ -461,7 +475,7 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
             name, "skipped", 0, 0, time.perf_counter() - started, lh.version(name), "inputs unchanged",
             decision.reason,
         )  # fmt: skip
-    frames = {dep: lh.read(dep, versions[dep]) for dep in conf.inputs}
+    frames = {dep: lh.read_treated(dep, versions[dep]) for dep in conf.inputs}
     last = None if decision.full else (redo_inputs if dead is not None else _last_inputs(lh, name))
     changes = None
     if last is not None:
@@ -475,14 +489,14 @@ def run_table(lh: Lakehouse, name: str, run_id: str, full_refresh: bool = False)
         }
     from pyspark.sql import functions as F
 
-    df, out = call_transform(transform, conf, frames, changes)
+    df, out = call_transform(transform, conf, frames, changes, settings)
     # Every table row carries the run that last wrote it: downstream tables read their changes by it.
     df = df.withColumn("_run_id", F.lit(run_id))
     if decision.action in ("update", "reread"):
         change = schema_change(lh.schema(name), written_schema(df))
         if change is not None:  # the output no longer fits the table: rebuild it whole
             decision = Decision("rebuild", (*decision.reasons, str(change)))
-            df, out = call_transform(transform, conf, frames, None)
+            df, out = call_transform(transform, conf, frames, None, settings)
             df = df.withColumn("_run_id", F.lit(run_id))
     replace_where = None if decision.action == "rebuild" else _replace_where(out)
     commit = {

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ _PATH_ENV_VARS = ("MEDALLION_LAKEHOUSE", "MEDALLION_LANDING", "MEDALLION_STATE")
 
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "fixtures" / "delta"
+# The pseudonymisation key of every test run (the product reads it from the environment; subprocesses inherit
+# it). Never a user's own key: a test that wants another key or none sets or removes it itself.
+TEST_PSEUDONYM_KEY = "test-key-0123456789abcdef0123456789abcdef"
+os.environ["MEDALLION_PSEUDONYM_KEY"] = TEST_PSEUDONYM_KEY
+os.environ.pop("MEDALLION_PSEUDONYM_KEY_FILE", None)
+os.environ.pop("MEDALLION_SECRET_SCOPE", None)
+os.environ.pop("MEDALLION_SECRETS", None)
+# `medallion setup` writes this machine's key under XDG_CONFIG_HOME: never into the user's own ~/.config.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="medallion-test-config-")
 
 
 def golden_dir() -> Path:

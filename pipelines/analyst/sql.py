@@ -310,7 +310,11 @@ def check(settings: Settings, sql: str) -> Translation:
 
 def catalog_name(lh: Lakehouse, logical: str) -> str | None:
     """The metastore name of a catalog table (Unity Catalog), None for a table read through a temp view."""
+    from pipelines.sensitive import needs_protection
+
     ref = lh.ref(logical)
+    if needs_protection(lh.settings, logical):  # a temp view of the treated read: never the raw columns
+        return None
     return ref.location if ref.kind == "catalog" else None
 
 
@@ -399,7 +403,7 @@ def _register(lh: Lakehouse, read: TableRead) -> None:
             raise TableNotFoundError(read.logical)
         if version is not None and version > latest:
             raise UsageError(f"{read.logical} has no version {version}: its versions are 0 to {latest}")
-        df = lh.read(read.logical, version)
+        df = lh.read_treated(read.logical, version)
     except TableNotFoundError:
         if lh.settings.tables[read.logical].system == "quarantine":
             raise UsageError(

@@ -100,7 +100,7 @@ def cmd_profile(settings: Settings, args: argparse.Namespace) -> int:
     print("# starting Spark ...", file=sys.stderr, flush=True)
     lh = open_lakehouse(settings)
     version = args.version if args.version is not None else lh.version(args.table)
-    df = lh.read(args.table, version)
+    df = lh.read_treated(args.table, version)
     print(render(profile(df, args.table, version, args.max_distinct)), end="", flush=True)
     return 0
 

@@ -179,7 +179,7 @@ class TableChecks:
                 return df, col.isNull() | F.expr(_in_list(check.column or "", small))
             found = f"__fk_{check.name}"
             keys = (
-                self.lh.read(check.ref_table)
+                self.lh.read_treated(check.ref_table)
                 .select(F.col(check.ref_column).alias(found))
                 .where(F.col(found).isNotNull())
                 .distinct()

@@ -88,7 +88,7 @@ def expectation_for(check: ExpectationConf, lh: Lakehouse) -> Any | None:
             return None
         values = [
             r[0]
-            for r in lh.read(check.ref_table).select(check.ref_column).distinct().collect()
+            for r in lh.read_treated(check.ref_table).select(check.ref_column).distinct().collect()
             if r[0] is not None
         ]
         return ex.ExpectColumnValuesToBeInSet(column=column, value_set=values, **kw)
@@ -167,7 +167,7 @@ def build_report(
                 result_format={"result_format": "SUMMARY"},
             )
         )
-        df = lh.read(name, version)
+        df = lh.read_treated(name, version)
         result = checkpoint.run(batch_parameters={"dataframe": df})
         failed = []
         rows = 0

@@ -81,6 +81,14 @@ class Lakehouse:
     def read(self, name: str, version: int | None = None) -> DataFrame:
         return self.store.read(self.ref(name), version)
 
+    def read_treated(self, name: str, version: int | None = None) -> DataFrame:
+        """``read`` as the table's rows may leave it: a bronze table's sensitive columns pseudonymised, masked
+        or dropped as declared (:func:`pipelines.sensitive.protect`); any other table as stored. Everything
+        that reads a table for something other than bronze's own bookkeeping reads it this way."""
+        from pipelines.sensitive import protect
+
+        return protect(self.settings, name, self.read(name, version))
+
     def create(self, name: str, schema: StructType, **kwargs: Any) -> WriteResult:
         return self.store.create(self.ref(name), schema, **kwargs)
 
@@ -100,6 +108,13 @@ class Lakehouse:
         return self.store.update(self.ref(name), set_exprs, predicate)
 
     def distinct_values(self, name: str, column: str, limit: int) -> list[Any] | None:
+        """At most ``limit`` distinct values of ``column`` as stored (None: more, or not served this way: a
+        bronze column declared sensitive, whose values only leave bronze through :meth:`read_treated`)."""
+        from pipelines.sensitive import declared
+
+        table = self.settings.tables.get(name)
+        if table is not None and table.layer == "bronze" and column in declared(self.settings, name):
+            return None
         return self.store.distinct_values(self.ref(name), column, limit)
 
     def append_rows(
