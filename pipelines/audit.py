@@ -93,9 +93,9 @@ def account_table(lh: Lakehouse, bronze: str) -> list[FileAccount]:
     settings = lh.settings
     conf = settings.table(bronze)
     source = settings.sources[conf.source or ""]
-    landed = list(source.columns)
     silver = _silver_of(lh, bronze)
-    rows = lh.read_treated(bronze)  # as silver read it: sensitive columns treated
+    rows = lh.read_treated(bronze)  # as silver read it: sensitive columns treated (a dropped one is gone)
+    landed = [c for c in source.columns if c in rows.columns]
     landing = str(settings.landing_dir)
     rows = rows.withColumn("__fp", _fingerprint([*landed, *LANDED_META]))
     outcome = F.lit("unaccounted")

@@ -141,8 +141,9 @@ def test_reports_sql_and_profiles_over_bronze_hold_no_raw_tail_number(
     assert all(str(r[tail]).startswith("PS") for r in rows)
     _, rows, _ = fetch(lh, "SELECT tailnum, count(*) AS n FROM bronze.flights GROUP BY tailnum", None)
     assert len(rows) > 4000 and not tokens(repr(rows)) & raw
-    # medallion dq profile bronze.flights reads the same way.
-    text = render(profile(lh.read_treated("bronze.flights"), "bronze.flights", None, 50))
-    assert "tailnum" in text and not tokens(text) & raw
+    # medallion dq profile over bronze reads the same way. A profile lists the values of a column with few
+    # distinct ones (and min/max of short text): 20 planes make tailnum such a column.
+    text = render(profile(lh.read_treated("bronze.planes").limit(20), "bronze.planes", None, 50))
+    assert "PS" in text and not tokens(text) & raw
     # Control: the raw read's profile does show them.
-    assert tokens(render(profile(lh.read("bronze.planes"), "bronze.planes", None, 50))) & raw
+    assert tokens(render(profile(lh.read("bronze.planes").limit(20), "bronze.planes", None, 50))) & raw
