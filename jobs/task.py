@@ -1,11 +1,12 @@
 """``medallion-task``: a generic entry point for ad-hoc runs of any selection (the scheduled jobs use the
 per-task entry points of :mod:`jobs.tasks`).
 
-    medallion-task --env dev --select bronze [--catalog medallion_dev] [--run-id {{job.run_id}}]
+    medallion-task --env dev --select bronze [--catalog medallion_dev] [--secret-scope NAME] [--run-id {{job.run_id}}]
 
 It runs the same code as ``medallion run``: the session factory picks the cluster's session and native Delta
 on Databricks (``DATABRICKS_RUNTIME_VERSION``), the offline engine on a laptop. ``--catalog`` overrides
-``storage.catalog`` of the environment (one bundle target per catalog). Exit code 0 on success, non-zero with a
+``storage.catalog`` of the environment (one bundle target per catalog); ``--secret-scope`` names the secret scope
+of the pseudonymisation key (``MEDALLION_SECRET_SCOPE``, as the per-task entry points). Exit code 0 on success, non-zero with a
 one-line cause otherwise, so the job run fails visibly and its retry policy applies.
 """
 
@@ -25,6 +26,9 @@ def parser() -> argparse.ArgumentParser:
         "--select", action="append", required=True, metavar="SEL", help="table, layer, or TABLE+; repeatable"
     )
     p.add_argument("--catalog", help="Unity Catalog catalog (overrides storage.catalog)")
+    p.add_argument(
+        "--secret-scope", metavar="NAME", help="Databricks secret scope holding the pseudonymisation key"
+    )
     p.add_argument("--run-id", help="run identifier recorded with every write (e.g. the job run id)")
     p.add_argument(
         "--land-sample", action="store_true", help="deliver the embedded sample first if nothing is landed"
@@ -51,6 +55,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.catalog:
         os.environ["MEDALLION_CATALOG"] = args.catalog
+    if args.secret_scope:
+        os.environ["MEDALLION_SECRET_SCOPE"] = args.secret_scope
     from pipelines.cli import run_cli
 
     return run_cli(build_argv(args))

@@ -8,9 +8,12 @@
     medallion-serving  --env dev --catalog medallion_dev --model-name C.S.M --endpoint NAME
     medallion-maintain --env dev --catalog medallion_dev [--retention-hours 168]
 
+Every task also takes ``--secret-scope NAME``: the bundle's secret scope that holds the pseudonymisation key
+(``pipelines.sensitive.load_key`` reads its secret ``pseudonym-key`` with ``dbutils.secrets``).
+
 Each is thin: parse the task's arguments, put the deployment's names into the environment the config
 loader reads (``MEDALLION_CATALOG``, ``MEDALLION_SCHEMA_<LAYER>``, ``MEDALLION_HOME``, ``MEDALLION_MODEL_NAME``,
-``MEDALLION_EXPERIMENT``), and call :func:`pipelines.cli.run_cli` with the same command a developer types
+``MEDALLION_EXPERIMENT``, ``MEDALLION_SECRET_SCOPE``), and call :func:`pipelines.cli.run_cli` with the same command a developer types
 locally (``medallion run --select silver --no-ml``, ``medallion train``, ...). The layer tasks never train or
 score (``--no-ml``: the job has its own ML tasks, and the ETL cluster has no ML libraries); an ML task first
 checks that its cluster's runtime has them (:class:`ClusterRuntimeError` otherwise). The session factory
@@ -88,6 +91,11 @@ def parser(task: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--home", metavar="PATH", help="root of landing/ and state/ (the landing volume on Databricks)"
     )
+    p.add_argument(
+        "--secret-scope",
+        metavar="NAME",
+        help="Databricks secret scope holding the pseudonymisation key (the bundle's secret_scopes resource)",
+    )
     if spec.run_id:
         p.add_argument("--run-id", help="identifier recorded with every write (the job run id)")
     if spec.model:
@@ -122,7 +130,10 @@ def environment_for(args: argparse.Namespace) -> dict[str, str]:
     """The variables the config loader reads, from the task's arguments (only those given)."""
     from pipelines.config import deployment_environment
 
-    names = {key: getattr(args, key, None) for key in ("catalog", "home", "model_name", "experiment")}
+    names = {
+        key: getattr(args, key, None)
+        for key in ("catalog", "home", "model_name", "experiment", "secret_scope")
+    }
     names.update({f"{layer}_schema": getattr(args, f"{layer}_schema") for layer in LAYERS})
     return deployment_environment(args.env, **names)
 

@@ -2,7 +2,8 @@
 
 On Databricks a notebook runs as a task of the ``medallion_reports`` job, which installs the wheel and sets
 the widgets from the bundle (``base_parameters``: env, catalog, the layer schemas, the landing volume, the
-registered model, the experiment), so the notebook reads the tables the jobs wrote. Run by hand, set the widgets yourself.
+registered model, the experiment, the secret scope of the pseudonymisation key), so the notebook reads the tables
+the jobs wrote, with the jobs' key. Run by hand, set the widgets yourself.
 Off Databricks (no ``dbutils``), the notebook uses the local configuration (``MEDALLION_ENV``, default local).
 """
 

@@ -19,6 +19,12 @@ on it: each task's parameters go through the task's parser and become the settin
 - notebooks: every notebook in ``notebooks/`` runs as a job task that installs the wheel and passes every
   widget the notebook reads, and takes its settings from those widgets;
 - landing: someone besides the jobs' own principal may write the landing volume (the source systems);
+- analysts read gold and nothing below it: every Unity Catalog grant to the analysts group is on the gold
+  schema (or an object in it) and reads; they may not view a job whose notebooks show rows below gold;
+- the pseudonymisation key: when the configuration pseudonymises a column, the bundle declares a secret scope,
+  every task (and notebook) reads the key from it (``--secret-scope``), the jobs' principal may read it and the
+  analysts group has no permission on it. Permissions are counted as the CLI deploys them: a resource's own
+  plus the bundle's top-level ``permissions`` (CAN_VIEW becomes READ on a secret scope);
 - workspace: each target names its host literally; a production root path is the deploying principal's own
   folder, not ``/Workspace/Shared``; local state and builds are excluded from sync; the CLI version is pinned;
   every job has a timeout.
@@ -33,12 +39,13 @@ import fnmatch
 import functools
 import io
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipelines.bundle.resolve import Bundle
+from pipelines.bundle.resolve import Bundle, Identity, resolve
 from pipelines.bundle.runtimes import RUNTIMES, canonical, is_ml
 from pipelines.config import Settings, deployment_environment, load_settings
 from pipelines.errors import MedallionError
@@ -479,12 +486,280 @@ def check_workspace(bundle: Bundle) -> Problems:
     return found
 
 
+# ---- access: analysts read gold only; the pseudonymisation key ---------------------------------------------
+
+#: What the bundle's top-level ``permissions`` become on a resource of each kind (the CLI's
+#: ApplyBundlePermissions; newer CLIs apply CAN_VIEW and CAN_MANAGE to secret scopes as READ and MANAGE).
+BUNDLE_PERMISSION_LEVELS: dict[str, dict[str, str]] = {
+    "jobs": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_MANAGE_RUN"},
+    "experiments": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_READ"},
+    "secret_scopes": {"CAN_MANAGE": "MANAGE", "CAN_VIEW": "READ"},
+}
+#: Unity Catalog privileges that only read (what analysts may hold on gold).
+READ_PRIVILEGES = frozenset({"USE_CATALOG", "USE_SCHEMA", "SELECT", "EXECUTE", "READ_VOLUME", "BROWSE"})
+SCOPE_READ_LEVELS = ("READ", "WRITE", "MANAGE")  # every secret scope ACL level reads its secrets
+# Databricks secret scope names: letters, digits, dashes, underscores and periods, at most 128 characters.
+SCOPE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def _variable(bundle: Bundle, name: str) -> str | None:
+    value = ((bundle.config.get("variables") or {}).get(name) or {}).get("default")
+    return None if value is None else str(value)
+
+
+def _principal(permission: Mapping[str, Any]) -> str:
+    for key in ("user_name", "group_name", "service_principal_name", "principal"):
+        if permission.get(key):
+            return str(permission[key])
+    return ""
+
+
+def effective_permissions(bundle: Bundle, kind: str, resource: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A resource's permissions as a deploy sets them: its own, then the bundle's top-level ones in the level
+    the CLI maps them to for ``kind`` (marked ``"from": "permissions"``)."""
+    out = [dict(p) for p in resource.get("permissions") or []]
+    levels = BUNDLE_PERMISSION_LEVELS.get(kind, {})
+    for permission in bundle.config.get("permissions") or []:
+        level = levels.get(str(permission.get("level")))
+        if level:
+            out.append({**permission, "level": level, "from": "permissions"})
+    return out
+
+
+def _pipeline_settings(bundle: Bundle, scripts: Mapping[str, str] | None) -> list[tuple[str, Settings]]:
+    """(where, settings) of every task that loads the pipeline's settings: wheel tasks and notebook tasks
+    (those that do not load are reported by check_declared_objects)."""
+    out: list[tuple[str, Settings]] = []
+    for job, key, task in wheel_tasks(bundle):
+        name = task_name(bundle, task["python_wheel_task"].get("entry_point", ""), scripts)
+        if name is None:
+            continue
+        try:
+            args = parse_task(name, list(task["python_wheel_task"].get("parameters") or []))
+            out.append((f"job {job} task {key}", task_settings(args)))
+        except (ValueError, MedallionError):
+            continue
+    for job, key, task in notebook_tasks(bundle):
+        try:
+            params = dict(task["notebook_task"].get("base_parameters") or {})
+            out.append((f"job {job} task {key} (notebook)", widget_settings(params)))
+        except MedallionError:
+            continue
+    return out
+
+
+def _gold_locations(bundle: Bundle, scripts: Mapping[str, str] | None) -> set[tuple[str, str]]:
+    """(catalog, schema) of the gold layer as the tasks use it (else the ``schemas.gold`` resource)."""
+    found = {
+        (str(s.storage.catalog), str(s.storage.schemas.get("gold")))
+        for _, s in _pipeline_settings(bundle, scripts)
+    }
+    gold = (bundle.resources.get("schemas") or {}).get("gold")
+    if not found and gold:
+        found.add((str(gold.get("catalog_name")), str(gold.get("name"))))
+    return found
+
+
+def _notebook_tables_below_gold(path: Path, settings: Settings) -> list[str]:
+    """Tables of ``settings`` below gold that the notebook names (string constants such as "bronze.flights")."""
+    if not path.is_file():
+        return []
+    names = {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+    return sorted(
+        n for n in names if n in settings.tables and getattr(settings.tables[n], "layer", "gold") != "gold"
+    )
+
+
+def check_analysts_access(bundle: Bundle, scripts: Mapping[str, str] | None = None) -> Problems:
+    """The analysts group reads gold and nothing below it: every Unity Catalog grant it gets is a read of the
+    gold schema or an object in it, and it may not view a job whose notebooks show rows below gold."""
+    found: Problems = []
+    analysts = _variable(bundle, "analysts_group")
+    if not analysts:
+        return found
+    gold = _gold_locations(bundle, scripts)
+    gold_text = " or ".join(sorted(f"{c}.{s}" for c, s in gold)) or "the gold schema"
+    for kind, items in sorted(bundle.resources.items()):
+        for key, resource in sorted((items or {}).items()):
+            if not isinstance(resource, Mapping):
+                continue
+            for grant in resource.get("grants") or []:
+                if str(grant.get("principal")) != analysts:
+                    continue
+                privileges = [str(p) for p in grant.get("privileges") or []]
+                catalog = str(
+                    resource.get("catalog_name") or (resource.get("name") if kind == "catalogs" else "")
+                )
+                if kind == "catalogs":
+                    inherited = sorted(set(privileges) - {"USE_CATALOG", "BROWSE"})
+                    if inherited:
+                        found.append(
+                            f"catalogs.{key} ({catalog}) grants {', '.join(inherited)} to the analysts group "
+                            f"{analysts}, which every schema of the catalog inherits (bronze and silver too): "
+                            f"grant them on {gold_text} only"
+                        )
+                    continue
+                schema = str(resource.get("name") if kind == "schemas" else resource.get("schema_name"))
+                name = f"{catalog}.{schema}" + ("" if kind == "schemas" else f".{resource.get('name')}")
+                if (catalog, schema) not in gold:
+                    found.append(
+                        f"{kind}.{key} ({name}) grants {', '.join(privileges) or 'privileges'} to the analysts "
+                        f"group {analysts}: analysts read gold ({gold_text}) and nothing below it; remove the grant"
+                    )
+                elif set(privileges) - READ_PRIVILEGES:
+                    found.append(
+                        f"{kind}.{key} ({name}) grants {', '.join(sorted(set(privileges) - READ_PRIVILEGES))} to the "
+                        f"analysts group {analysts}: analysts only read gold (USE_SCHEMA, SELECT)"
+                    )
+    for job, spec in bundle.jobs().items():
+        viewers = [p for p in effective_permissions(bundle, "jobs", spec) if _principal(p) == analysts]
+        if not viewers:
+            continue
+        for key, task in bundle.tasks(job).items():
+            if "notebook_task" not in task:
+                continue
+            try:
+                settings = widget_settings(dict(task["notebook_task"].get("base_parameters") or {}))
+            except MedallionError:
+                continue
+            path = bundle.root / task["notebook_task"]["notebook_path"]
+            below = _notebook_tables_below_gold(path, settings)
+            if below:
+                origin = " (top-level permissions)" if viewers[0].get("from") else ""
+                shown = ", ".join(below[:3]) + (f" and {len(below) - 3} more" if len(below) > 3 else "")
+                found.append(
+                    f"job {job}: the analysts group {analysts} has {viewers[0].get('level')}{origin}, and its task "
+                    f"{key} runs {path.name}, whose outputs show {shown} (below gold): give analysts no "
+                    "permission on this job"
+                )
+    return found
+
+
+def secret_scope_uses(
+    bundle: Bundle, scripts: Mapping[str, str] | None = None
+) -> list[tuple[str, Settings, dict[str, list[str]]]]:
+    """(where, settings, pseudonymised columns) of every task whose settings pseudonymise a column."""
+    from pipelines.sensitive import pseudonymised_columns
+
+    out = []
+    for where, settings in _pipeline_settings(bundle, scripts):
+        columns = pseudonymised_columns(settings)
+        if columns:
+            out.append((where, settings, columns))
+    return out
+
+
+def check_secret_scope(bundle: Bundle, scripts: Mapping[str, str] | None = None) -> Problems:
+    """When the configuration pseudonymises a column, its key comes from a secret scope the bundle declares:
+    every task reads it from there, the jobs' principal may read it, analysts have no permission on it."""
+    found: Problems = []
+    scopes = {
+        str(scope.get("name")): (key, scope)
+        for key, scope in (bundle.resources.get("secret_scopes") or {}).items()
+    }
+    for name, (key, _) in scopes.items():
+        if not SCOPE_NAME.fullmatch(name):
+            found.append(
+                f"secret_scopes.{key}: the name {name!r} is not a secret scope name (letters, digits, -, _ and ., "
+                "at most 128 characters)"
+            )
+    uses = secret_scope_uses(bundle, scripts)
+    if uses and not scopes:
+        columns = ", ".join(f"{t}.{c}" for t, cols in uses[0][2].items() for c in cols)
+        found.append(
+            f"the configuration pseudonymises {columns}, but the bundle declares no secret_scopes resource for the "
+            "key: declare one (resources/secrets.yml) and pass --secret-scope "
+            "${resources.secret_scopes.<key>.name} to every task"
+        )
+    used: set[str] = set()
+    for where, settings, _ in uses:
+        scope = settings.pseudonym_key.secret_scope
+        if not scope:
+            option = "the widget secret_scope" if where.endswith("(notebook)") else "--secret-scope"
+            found.append(
+                f"{where} gets no secret scope ({option}): it pseudonymises columns with a key that, on a "
+                f"cluster, only the bundle's secret scope holds (pass {option} "
+                "${resources.secret_scopes.<key>.name})"
+            )
+        elif scope not in scopes:
+            found.append(
+                f"{where} reads the pseudonymisation key from the secret scope {scope!r}, which the bundle does not "
+                f"declare (secret_scopes: {', '.join(sorted(scopes)) or 'none'})"
+            )
+        else:
+            used.add(scope)
+    run_as = bundle.config.get("run_as") or {}
+    readers = {_variable(bundle, "writer_principal"), *(str(v) for v in run_as.values())} - {None, ""}
+    analysts = _variable(bundle, "analysts_group")
+    for name, (key, scope) in sorted(scopes.items()):
+        permissions = effective_permissions(bundle, "secret_scopes", scope)
+        if name in used:
+            for reader in sorted(str(r) for r in readers):
+                if not any(
+                    _principal(p) == reader and p.get("level") in SCOPE_READ_LEVELS for p in permissions
+                ):
+                    found.append(
+                        f"secret_scopes.{key} ({name}): the jobs' principal {reader} may not read it, so the tasks "
+                        "cannot read the pseudonymisation key: give it level READ (user_name or "
+                        "service_principal_name: ${var.writer_principal})"
+                    )
+        for permission in permissions:
+            if analysts and _principal(permission) == analysts:
+                origin = " through the top-level permissions" if permission.get("from") else ""
+                found.append(
+                    f"secret_scopes.{key} ({name}) gives the analysts group {analysts} {permission.get('level')}"
+                    f"{origin}: with the pseudonymisation key they could tell which value a pseudonym stands for; "
+                    "give them no permission on it"
+                )
+    return found
+
+
+def check_access(bundle: Bundle, scripts: Mapping[str, str] | None = None) -> Problems:
+    """The access checks alone (analysts, the key's secret scope)."""
+    return check_analysts_access(bundle, scripts) + check_secret_scope(bundle, scripts)
+
+
+def access_problems_of_other_targets(
+    root: Path, loaded: Mapping[str, Any], identity: Identity, checked: str
+) -> Problems:
+    """:func:`check_access` of every target besides ``checked``, each resolved with its own values (a variable
+    that only ``--var`` gives, such as prod's ``writer_principal``, gets a placeholder), so that no target's
+    grants or secret scope permissions are left unchecked by a run or a validate of another."""
+    found: Problems = []
+    declared = loaded.get("variables") or {}
+    for target, spec in (loaded.get("targets") or {}).items():
+        if target == checked:
+            continue
+        given = (spec or {}).get("variables") or {}
+        placeholders = {
+            name: f"<{name}>"
+            for name, var in declared.items()
+            if (var or {}).get("default") is None
+            and name not in given
+            and f"BUNDLE_VAR_{name}" not in os.environ
+            and (var or {}).get("type") != "complex"
+        }
+        try:
+            other = resolve(root, target, identity, placeholders, loaded=loaded)
+        except MedallionError as exc:
+            found.append(f"target {target}: does not resolve ({exc})")
+            continue
+        found += [f"target {target}: {problem}" for problem in check_access(other)]
+    return found
+
+
 CHECKS: tuple[Callable[..., Problems], ...] = (
     check_entry_points,
     check_ml_clusters,
     check_model_and_endpoint,
     check_declared_objects,
     check_libraries,
+    check_analysts_access,
+    check_secret_scope,
 )
 BUNDLE_CHECKS: tuple[Callable[[Bundle], Problems], ...] = (check_notebooks, check_landing, check_workspace)
 

@@ -58,7 +58,9 @@ def register(sub: Any) -> None:
         description="Resolve the target and check what the bundle schema cannot: entry points and their "
         "parameters, ML only on ML clusters, the model training registers is the one the bundle declares and "
         "serves, every schema/volume/experiment a task uses is declared, libraries, notebooks, grants, hosts, "
-        "root paths, sync excludes, timeouts. Needs no workspace.",
+        "root paths, sync excludes, timeouts; analysts read gold only and the pseudonymisation key's secret "
+        "scope is declared, passed to every task, readable by the jobs and not by analysts (these two for every "
+        "target). Needs no workspace.",
     )
     _common(validate)
     validate.set_defaults(func=cmd_validate)
@@ -99,10 +101,13 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.bundle.checks import check_bundle
-    from pipelines.bundle.resolve import Identity, resolve
+    from pipelines.bundle.checks import access_problems_of_other_targets, check_bundle
+    from pipelines.bundle.resolve import Identity, load, resolve
 
-    bundle = resolve(_root(args), args.target, Identity(args.user or "you@localhost"), _variables(args.var))
+    root = _root(args)
+    loaded = load(root)
+    identity = Identity(args.user or "you@localhost")
+    bundle = resolve(root, args.target, identity, _variables(args.var), loaded=loaded)
     print(
         f"bundle {bundle.config['bundle']['name']} target {bundle.target} (mode {bundle.mode or 'none'})",
         flush=True,
@@ -111,13 +116,21 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     for job, spec in bundle.jobs().items():
         tasks = ", ".join(f"{key} [{task.get('job_cluster_key')}]" for key, task in bundle.tasks(job).items())
         print(f"  job {job} ({spec.get('name')}): {tasks}", flush=True)
-    for kind in ("schemas", "volumes", "registered_models", "experiments", "model_serving_endpoints"):
+    for kind in (
+        "schemas",
+        "volumes",
+        "registered_models",
+        "experiments",
+        "secret_scopes",
+        "model_serving_endpoints",
+    ):
         names = [str(r.get("name")) for r in (bundle.resources.get(kind) or {}).values()]
         if names:
             print(f"  {kind}: {', '.join(names)}", flush=True)
     for warning in bundle.warnings:
         print(f"  warning: {warning}", flush=True)
-    problems = check_bundle(bundle)
+    # This target's checks, then the access checks (analysts, the key's secret scope) of every other target.
+    problems = check_bundle(bundle) + access_problems_of_other_targets(root, loaded, identity, bundle.target)
     if problems:
         print(f"{len(problems)} problem(s):", flush=True)
         for problem in problems:

@@ -4,14 +4,20 @@ What it does, in order:
 
 1. **Resolve** the target as the CLI does (:mod:`pipelines.bundle.resolve`), with ``catalog=spark_catalog``
    (the one catalog local Spark has; ``--var`` overrides) and the local user as ``current_user``, then run
-   the semantic checks (:mod:`pipelines.bundle.checks`): a bundle with problems is not run.
+   the semantic checks (:mod:`pipelines.bundle.checks`), and the access checks (analysts' grants, the key's
+   secret scope) of every other target: a bundle with problems is not run.
 2. **Build** each artifact with its own ``build`` command (``python -m pip wheel --no-deps -w dist .``).
 3. **Platform**: a work folder stands in for the workspace: ``Volumes/<catalog>/<schema>/<volume>`` (the
    tasks see it through ``MEDALLION_VOLUMES``), one Hive metastore with a warehouse for ``spark_catalog``
    (``MEDALLION_METASTORE``), and a real MLflow tracking server with a registry (``mlflow server``, its own
    process group, artifacts served through it) that tasks reach through ``MEDALLION_TRACKING_URI`` /
    ``MEDALLION_REGISTRY_URI``. **Deploy** creates what the bundle declares: the schemas, the volume folders,
-   the registered models, the experiments.
+   the registered models, the experiments, and the secret scopes as folders ``secrets/<scope>`` (the tasks see
+   them through ``MEDALLION_SECRETS``, read by :func:`pipelines.sensitive.load_key`). Into each scope deploy
+   puts a random pseudonymisation key, ``secrets/<scope>/pseudonym-key`` (``secrets.token_hex(32)``, mode 0600),
+   when it is not there yet: the stand-in for what an admin does once on a workspace (``databricks secrets
+   put-secret <scope> pseudonym-key``, DEPLOY.md). A key already there is kept, as on a workspace, so the
+   pseudonyms of a work folder stay the same from run to run.
 4. **Clusters**: each job cluster gets a clean environment per job run: the runtime its ``spark_version``
    names (:mod:`pipelines.bundle.runtimes`; built once and cached), plus the libraries of the tasks that run
    on it (the wheel, PyPI packages), installed as each task starts. Installing a library that would replace a
@@ -19,9 +25,13 @@ What it does, in order:
 5. **Tasks**, in ``depends_on`` order, each in its own process: a ``python_wheel_task`` calls the entry point
    the wheel's metadata names for ``package_name``/``entry_point`` with ``sys.argv = [entry_point,
    *parameters]`` (dynamic values such as ``{{job.run_id}}`` filled in); a ``notebook_task`` runs the notebook
-   source with a ``dbutils`` whose widgets are its ``base_parameters``. The exit code is the task's result; a
-   failed task is retried ``max_retries`` times, ``min_retry_interval_millis`` apart (``--retry-wait`` shortens
-   that); tasks downstream of a failure are not run. The run's exit code is 0 only when every task succeeded.
+   source with a ``dbutils`` whose widgets are its ``base_parameters``. A task's environment is built from
+   nothing (:meth:`Platform.task_environment`): a few system variables pass through, never the caller's
+   ``MEDALLION_*`` (a cluster has no ``MEDALLION_PSEUDONYM_KEY``: the key comes from the secret scope), and
+   ``XDG_CONFIG_HOME`` is an empty folder of the work folder, so no ``medallion setup`` key of this machine is
+   found either. The exit code is the task's result; a failed task is retried ``max_retries`` times,
+   ``min_retry_interval_millis`` apart (``--retry-wait`` shortens that); tasks downstream of a failure are not
+   run. The run's exit code is 0 only when every task succeeded.
 
 Nothing is downloaded while tasks run except what installs fetch (runtimes, libraries; pip's cache keeps them).
 """
@@ -32,6 +42,7 @@ import getpass
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -42,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.bundle.checks import check_bundle
+from pipelines.bundle.checks import access_problems_of_other_targets, check_bundle, secret_scope_uses
 from pipelines.bundle.resolve import Bundle, Identity, resolve
 from pipelines.bundle.runtimes import Runtime, canonical, runtime_for
 from pipelines.errors import BundleError, JobRunError
@@ -421,6 +432,16 @@ class Platform:
     def mlflow(self) -> Path:
         return self.workdir / "mlflow"
 
+    @property
+    def secrets(self) -> Path:
+        """The workspace's secret scopes: ``secrets/<scope>/<secret>`` (``MEDALLION_SECRETS`` of the tasks)."""
+        return self.workdir / "secrets"
+
+    @property
+    def config_home(self) -> Path:
+        """The tasks' ``XDG_CONFIG_HOME``: empty, as on a cluster (no key of ``medallion setup``)."""
+        return self.workdir / "config"
+
     def volume(self, catalog: str, schema: str, name: str) -> Path:
         return self.volumes / catalog / schema / name
 
@@ -462,6 +483,8 @@ class Platform:
                 "PYTHONUNBUFFERED": "1",
                 "MEDALLION_VOLUMES": str(self.volumes),
                 "MEDALLION_METASTORE": str(self.metastore),
+                "MEDALLION_SECRETS": str(self.secrets),
+                "XDG_CONFIG_HOME": str(self.config_home),
             }
         )
         if self.tracking_uri:
@@ -470,8 +493,43 @@ class Platform:
         return out
 
 
+def put_secret_once(path: Path) -> bool:
+    """A random key (``secrets.token_hex(32)``) at ``path``, readable by its owner only, unless one is there
+    (True: created). The local stand-in for ``databricks secrets put-secret``, done once by an admin."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    return True
+
+
+def deploy_secret_scopes(bundle: Bundle, platform: Platform) -> tuple[int, int]:
+    """The bundle's secret scopes as folders, each with the pseudonymisation key the tasks read from it
+    (the secret their settings name; ``pseudonym-key`` by default): (scopes, keys created)."""
+    from pipelines.config import PseudonymKeyConf
+
+    names = [str(s["name"]) for s in (bundle.resources.get("secret_scopes") or {}).values()]
+    wanted: dict[str, set[str]] = {name: set() for name in names}
+    for _, settings, _ in secret_scope_uses(bundle):
+        scope = settings.pseudonym_key.secret_scope
+        if scope in wanted:
+            wanted[scope].add(settings.pseudonym_key.secret)
+    platform.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+    platform.config_home.mkdir(parents=True, exist_ok=True)
+    created = 0
+    for scope, keys in wanted.items():
+        (platform.secrets / scope).mkdir(mode=0o700, exist_ok=True)
+        for key in sorted(keys or {PseudonymKeyConf().secret}):
+            created += put_secret_once(platform.secrets / scope / key)
+    return len(wanted), created
+
+
 def deploy(bundle: Bundle, platform: Platform, say: Say) -> None:
-    """Create what the bundle declares: volume folders, schemas, registered models, experiments."""
+    """Create what the bundle declares: volume folders, schemas, registered models, experiments, secret
+    scopes (with their key)."""
     resources = bundle.resources
     catalogs = {s.get("catalog_name") for s in (resources.get("schemas") or {}).values()}
     catalogs |= {v.get("catalog_name") for v in (resources.get("volumes") or {}).values()}
@@ -509,9 +567,11 @@ def deploy(bundle: Bundle, platform: Platform, say: Say) -> None:
         for experiment in (resources.get("experiments") or {}).values():
             if client.get_experiment_by_name(experiment["name"]) is None:
                 client.create_experiment(experiment["name"])
+    scopes, keys = deploy_secret_scopes(bundle, platform)
     say(
         f"deployed: {len(schemas)} schema(s) in {LOCAL_CATALOG}, {len(resources.get('volumes') or {})} volume(s), "
-        f"{len(resources.get('registered_models') or {})} registered model(s), {len(resources.get('experiments') or {})} experiment(s)"
+        f"{len(resources.get('registered_models') or {})} registered model(s), {len(resources.get('experiments') or {})} experiment(s), "
+        f"{scopes} secret scope(s) in {platform.secrets} ({keys} new key(s))"
     )
 
 
@@ -587,6 +647,7 @@ def run_bundle(root: Path, options: RunOptions, say: Say = print) -> int:
     variables = {k: v for k, v in variables.items() if k in declared or k in options.variables}
     bundle = resolve(root, options.target, Identity(user), variables, loaded=loaded)
     problems = check_bundle(bundle)
+    problems += access_problems_of_other_targets(root, loaded, Identity(user), bundle.target)
     if problems:
         for problem in problems:
             say(f"  - {problem}")

@@ -133,6 +133,9 @@ def test_job_arguments_become_unity_catalog_names_on_databricks(
     bronze = view_for(bundle, target)["resources"]["schemas"]["bronze"]["name"]  # dev_<user>_bronze in dev
     assert resolve(settings, "bronze.flights").location == f"team_catalog.{bronze}.flights"
     assert str(settings.landing_dir) == f"{args.home}/landing"
+    # the pseudonymisation key: the secret of the bundle's secret scope (read with dbutils.secrets on a cluster)
+    scope = view_for(bundle, target)["resources"]["secret_scopes"]["pseudonym_key"]["name"]
+    assert (settings.pseudonym_key.secret_scope, settings.pseudonym_key.secret) == (scope, "pseudonym-key")
     from pipelines.lakehouse import autoloader
 
     assert ingest_function(settings) is autoloader.ingest

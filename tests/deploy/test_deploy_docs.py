@@ -86,3 +86,16 @@ def test_the_workflows_cli_is_one_the_bundle_accepts() -> None:
     for use in uses:
         version = use.split("@v", 1)[1]
         assert version in wanted, f"{use} vs databricks_cli_version {wanted}"
+
+
+def test_deploy_md_puts_the_key_into_each_targets_secret_scope() -> None:
+    """The key is never in the bundle: DEPLOY.md has the admin put it into the scope the bundle declares, under
+    the secret name the tasks read, and says that a new key rebuilds what holds pseudonyms."""
+    from pipelines.config import PseudonymKeyConf
+
+    scopes = {cmd[3]: cmd[4] for cmd in _code_commands("databricks secrets put-secret")}
+    for target in ("dev", "prod"):
+        name = resolved(target).resources["secret_scopes"]["pseudonym_key"]["name"]
+        assert name.replace("someone", "<you>") in scopes, (name, scopes)
+    assert set(scopes.values()) == {PseudonymKeyConf().secret}
+    assert "Changing the key" in DEPLOY and "rebuilds them all" in DEPLOY

@@ -9,6 +9,13 @@ path, open-source file stream), silver, gold, train, score, serving, then mainte
 Its tables (three-part names in ``spark_catalog``, managed in the metastore's warehouse) must hold the same
 rows as the laptop run's, read by deltalake; the champion must name the feature table and version it trained
 on; the endpoint must serve the champion; the ETL cluster must refuse to train.
+
+The pseudonymisation key is the secret ``pseudonym-key`` of the bundle's secret scope, which the local job run
+keeps as a folder of its work folder (``secrets/<scope>/``). As an admin would with ``databricks secrets
+put-secret`` before the first run, the fixture puts the laptop run's key there (deploy keeps a key it finds), so
+that the two runs' pseudonyms agree. Nothing else holds that key for the tasks: the job run is started without
+any ``MEDALLION_*`` variable and gives its tasks an empty ``XDG_CONFIG_HOME``, so silver's pseudonyms prove that
+the tasks read the key from the scope.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 USER = "ci@example.com"  # short name ci: dev_ci_<schema>, [dev ci] jobs
 PREFIX = "dev_ci_"
+SCOPE = "dev-ci-medallion"  # the dev target's secret scope for this user
 MODEL = "spark_catalog.dev_ci_gold.dev_ci_flight_delay"
 ENDPOINT = "dev-ci-medallion-flight-delay"
 BUNDLE_FILES = (
@@ -92,6 +100,10 @@ def job_run(full_run: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
     volume = workdir / "Volumes" / "spark_catalog" / f"{PREFIX}landing" / "files"
     # The same files, not a re-delivery: copy2 keeps modification times.
     shutil.copytree(full_run[0] / "landing", volume / "landing", copy_function=shutil.copy2)
+    # The admin's put-secret: the laptop run's key (tests/conftest.py), so that both runs' pseudonyms agree.
+    key_file = workdir / "secrets" / SCOPE / "pseudonym-key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(os.environ["MEDALLION_PSEUDONYM_KEY"] + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION_", "MLFLOW_", "BUNDLE_VAR_"))}
     if os.environ.get("MEDALLION_RUNTIME_PYTHON"):
         env["MEDALLION_RUNTIME_PYTHON"] = os.environ["MEDALLION_RUNTIME_PYTHON"]
@@ -219,3 +231,49 @@ def test_the_champion_names_its_training_table_and_the_endpoint_serves_it(job_ru
         and experiment.experiment_id
         == MlflowClient(tracking_uri=store).get_run(champion.run_id).info.experiment_id
     )
+
+
+def _landed_tail_numbers(job_run: JobRun) -> set[str]:
+    import csv
+
+    from pipelines.silver.common import MISSING_TEXT
+
+    found: set[str] = set()
+    for path in sorted((job_run.volume / "landing").glob("flights/**/*.csv")):
+        with path.open(newline="") as fh:
+            found |= {row["tailnum"] for row in csv.DictReader(fh) if row.get("tailnum")}
+    return {t for t in found if t.strip() not in MISSING_TEXT}
+
+
+def test_the_tasks_read_the_key_from_the_secret_scope_and_only_bronze_holds_landed_tail_numbers(
+    job_run: JobRun,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    from pipelines.sensitive import pseudonym
+
+    # deploy found the scope's key (the admin's) and kept it
+    assert "1 secret scope(s)" in job_run.stdout and "(0 new key(s))" in job_run.stdout
+    key = (job_run.workdir / "secrets" / SCOPE / "pseudonym-key").read_text().strip().encode()
+    raw = _landed_tail_numbers(job_run)
+    assert len(raw) > 1000
+    tables = _job_tables(job_run)
+    silver = DeltaTable(str(tables["silver.flights"])).to_pyarrow_table(columns=["tailnum"])
+    held = set(silver.column("tailnum").drop_null().to_pylist())
+    expected = {pseudonym(key, "tailnum", t): t for t in raw}
+    assert held and held <= set(expected), sorted(held - set(expected))[:5]
+    assert len(held) > 0.9 * len(raw)  # (quarantined rows aside) every landed tail number, as its pseudonym
+    bronze = DeltaTable(str(tables["bronze.flights"])).to_pyarrow_table(columns=["tailnum"])
+    assert raw <= set(bronze.column("tailnum").drop_null().to_pylist())  # bronze keeps what landed
+    landed = pa.array(sorted(raw))
+    for name, path in tables.items():
+        if name.startswith("bronze."):
+            continue
+        data = DeltaTable(str(path)).to_pyarrow_table()
+        for column in data.column_names:
+            values = data.column(column)
+            if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+                hits = pc.sum(pc.is_in(values, value_set=landed)).as_py() or 0
+                assert hits == 0, f"{name}.{column} holds {hits} landed tail number(s)"
