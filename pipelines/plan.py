@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from pipelines.config import Settings, TableConf
 from pipelines.errors import ConfigError
-from pipelines.sensitive import protect
 from pipelines.runner import (
     call_transform,
     decide,
@@ -34,6 +33,7 @@ from pipelines.runner import (
     table_fingerprint,
     written_schema,
 )
+from pipelines.sensitive import protect
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -94,7 +94,9 @@ def _read_key_file(path: Path, where: str) -> bytes:
     try:
         return _checked(path.read_text(encoding="utf-8"), f"{where} ({path})")
     except OSError as exc:
-        raise PseudonymKeyError(f"cannot read the pseudonymisation key file {path} ({where}): {exc}") from None
+        raise PseudonymKeyError(
+            f"cannot read the pseudonymisation key file {path} ({where}): {exc}"
+        ) from None
 
 
 def _databricks_secret(scope: str, secret: str) -> str:
@@ -202,7 +204,9 @@ def fingerprint_part(settings: Settings, name: str) -> str:
     if not treatments:
         return ""
     data: dict[str, object] = {
-        table: {c: [conf.treatment, conf.keep_first, conf.keep_last, conf.domain or c] for c, conf in cols.items()}
+        table: {
+            c: [conf.treatment, conf.keep_first, conf.keep_last, conf.domain or c] for c, conf in cols.items()
+        }
         for table, cols in sorted(treatments.items())
     }
     if any(conf.treatment == "pseudonymise" for cols in treatments.values() for conf in cols.values()):
@@ -259,11 +263,7 @@ def mask(column: Column, keep_first: int, keep_last: int) -> Column:
     head = F.substring(text, 1, keep_first) if keep_first else F.lit("")
     tail = F.substring(text, -keep_last, keep_last) if keep_last else F.lit("")
     masked = F.concat(head, F.repeat(F.lit("*"), hidden), tail)
-    return (
-        F.when(missing, text)
-        .when(hidden <= 0, F.repeat(F.lit("*"), length))
-        .otherwise(masked)
-    )
+    return F.when(missing, text).when(hidden <= 0, F.repeat(F.lit("*"), length)).otherwise(masked)
 
 
 def treat(df: DataFrame, columns: Mapping[str, SensitiveConf], settings: Settings) -> DataFrame:

@@ -41,9 +41,7 @@ def tokens(data: bytes | str) -> set[str]:
 
 
 def files_under(root: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
-    return [
-        p for p in sorted(root.rglob("*")) if p.is_file() and not any(p.is_relative_to(s) for s in skip)
-    ]
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and not any(p.is_relative_to(s) for s in skip)]
 
 
 def leaks_in_files(paths: list[Path], raw: set[str]) -> dict[str, list[str]]:
@@ -84,7 +82,9 @@ def raw_df(full_lakehouse: Any, raw: set[str]) -> Any:
     return full_lakehouse.spark.createDataFrame([(t,) for t in sorted(raw)], "t string")
 
 
-def test_no_table_beyond_bronze_holds_a_raw_tail_number(full_lakehouse: Any, raw: set[str], raw_df: Any) -> None:
+def test_no_table_beyond_bronze_holds_a_raw_tail_number(
+    full_lakehouse: Any, raw: set[str], raw_df: Any
+) -> None:
     lh = full_lakehouse
     scanned = []
     for name, table in lh.settings.tables.items():

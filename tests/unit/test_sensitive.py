@@ -40,7 +40,9 @@ def test_spark_pseudonymise_and_mask_match_the_reference(spark: Any) -> None:
     rows = df.select(
         sensitive.pseudonymise(df.t, KEY, "tailnum").alias("p"), sensitive.mask(df.t, 1, 2).alias("m")
     ).collect()
-    assert [r.p for r in rows] == [None if v is None else sensitive.pseudonym(KEY, "tailnum", v) for v in values]
+    assert [r.p for r in rows] == [
+        None if v is None else sensitive.pseudonym(KEY, "tailnum", v) for v in values
+    ]
     assert [r.m for r in rows] == ["N***28", "N***28", "**", "NA", "", None, "***"]
 
 
@@ -63,12 +65,18 @@ def test_protect_treats_bronze_reads_only_and_each_treatment_does_what_it_says(
             "seats": SensitiveConf("keep", reason="not personal"),
         },
     )
-    df = spark.createDataFrame([("N1", "A320-232", "Turbo-fan", "180")], "tailnum string, model string, engine string, seats string")
+    df = spark.createDataFrame(
+        [("N1", "A320-232", "Turbo-fan", "180")], "tailnum string, model string, engine string, seats string"
+    )
     out = sensitive.protect(declared, "bronze.planes", df)
     assert out.columns == ["tailnum", "model", "seats"]
     row = out.first()
     key = os.environ["MEDALLION_PSEUDONYM_KEY"].encode()
-    assert (row.tailnum, row.model, row.seats) == (sensitive.pseudonym(key, "tailnum", "N1"), "A3******", "180")
+    assert (row.tailnum, row.model, row.seats) == (
+        sensitive.pseudonym(key, "tailnum", "N1"),
+        "A3******",
+        "180",
+    )
     # Beyond bronze the values were treated before they were written: a read passes them through.
     assert sensitive.protect(declared, "silver.planes", df).first() == df.first()
     assert sensitive.needs_protection(declared, "bronze.planes")
@@ -114,7 +122,12 @@ def test_a_declared_column_the_source_does_not_deliver_is_refused(tmp_path: Path
 
 @pytest.fixture
 def no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for var in ("MEDALLION_PSEUDONYM_KEY", "MEDALLION_PSEUDONYM_KEY_FILE", "MEDALLION_SECRETS", "DATABRICKS_RUNTIME_VERSION"):
+    for var in (
+        "MEDALLION_PSEUDONYM_KEY",
+        "MEDALLION_PSEUDONYM_KEY_FILE",
+        "MEDALLION_SECRETS",
+        "DATABRICKS_RUNTIME_VERSION",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return tmp_path
@@ -123,7 +136,9 @@ def no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_the_key_comes_from_the_environment_a_file_or_setups_key_file_and_its_absence_is_clear(
     settings: Settings, no_key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(PseudonymKeyError, match=r"bronze\.flights\.tailnum.*MEDALLION_PSEUDONYM_KEY.*medallion setup"):
+    with pytest.raises(
+        PseudonymKeyError, match=r"bronze\.flights\.tailnum.*MEDALLION_PSEUDONYM_KEY.*medallion setup"
+    ):
         sensitive.load_key(settings)
     path, created = sensitive.create_key_file()
     assert created and path == no_key / "config" / "medallion" / "pseudonym.key"
@@ -174,4 +189,7 @@ def test_a_new_key_changes_the_fingerprint_of_every_table_holding_pseudonyms_onl
     assert {"silver.flights", "silver.planes", "gold.flight_features"} <= changed
     assert not any(n.startswith("bronze.") for n in changed)  # bronze keeps what landed
     assert "silver.weather" not in changed and "silver.airlines" not in changed  # no tail number upstream
-    assert all(after[n].changes(before[n]) == ["sensitive columns' treatment or pseudonymisation key changed"] for n in changed)
+    assert all(
+        after[n].changes(before[n]) == ["sensitive columns' treatment or pseudonymisation key changed"]
+        for n in changed
+    )
