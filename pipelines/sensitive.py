@@ -18,6 +18,8 @@ treatment (:class:`pipelines.config.SensitiveConf`):
 Every read of a bronze table by something else goes through :func:`protect`: the runner's inputs of silver
 transforms (so silver, gold, quarantine rows, DQ details, features and the model's input example only ever see
 the treated value), ``medallion sql`` and the docs' and DQ report's profiles of bronze, ``medallion audit``.
+A line bronze could not parse (``_corrupt_record``) may hold any value of its source: of a source with
+sensitive columns it leaves bronze as its length only (quarantine says the line was withheld; bronze has it).
 A later table's own declarations are applied to its transform's output, before its checks and its write.
 
 **The key** never comes from the repository or the configuration files (:func:`load_key`): locally the
@@ -285,13 +287,35 @@ def treat(df: DataFrame, columns: Mapping[str, SensitiveConf], settings: Setting
     return out.drop(*dropped) if dropped else out
 
 
+# Bronze's copy of a line it could not split into columns: it may hold any column's value, sensitive ones too.
+CORRUPT_RECORD = "_corrupt_record"
+
+
+def withheld_line(column: Column) -> Column:
+    """A landed line that did not parse, as it may leave bronze: its length only (bronze keeps the line)."""
+    from pyspark.sql import functions as F
+
+    return F.when(
+        column.isNotNull(),
+        F.concat(
+            F.lit("[withheld: a line of a source with sensitive columns, "),
+            F.char_length(column).cast("string"),
+            F.lit(" characters; bronze keeps it]"),
+        ),
+    )
+
+
 def protect(settings: Settings, table_name: str, df: DataFrame) -> DataFrame:
     """``df``, a read of ``table_name``, as it may leave that table: a bronze table's sensitive columns
-    treated; any other table as it is (its values were treated before they were written)."""
+    treated, and its ``_corrupt_record`` (a whole landed line that did not parse, sensitive values and all)
+    withheld; any other table as it is (its values were treated before they were written)."""
     table = settings.tables.get(table_name)
-    if table is None or table.layer != "bronze":
+    if table is None or not needs_protection(settings, table_name):
         return df
-    return treat(df, declared(settings, table_name), settings)
+    out = treat(df, declared(settings, table_name), settings)
+    if CORRUPT_RECORD in out.columns:
+        out = out.withColumn(CORRUPT_RECORD, withheld_line(out[CORRUPT_RECORD]))
+    return out
 
 
 def needs_protection(settings: Settings, table_name: str) -> bool:

@@ -77,6 +77,11 @@ def test_protect_treats_bronze_reads_only_and_each_treatment_does_what_it_says(
         "A3******",
         "180",
     )
+    # A line bronze could not parse may hold any value: it leaves bronze as its length only.
+    broken = spark.createDataFrame([("N1,A320,bad", None)], "_corrupt_record string, tailnum string")
+    assert sensitive.protect(declared, "bronze.planes", broken).first()._corrupt_record == (
+        "[withheld: a line of a source with sensitive columns, 11 characters; bronze keeps it]"
+    )
     # Beyond bronze the values were treated before they were written: a read passes them through.
     assert sensitive.protect(declared, "silver.planes", df).first() == df.first()
     assert sensitive.needs_protection(declared, "bronze.planes")
