@@ -79,3 +79,10 @@ def test_redelivered_month_updates_exactly_the_changed_rows(lakehouse_factory: A
     assert dq["well_formed"]["rows_failed"] == 1
     assert dq["well_formed"]["rows_checked"] == 27_005
     assert dq["well_formed"]["table_version"] == lh.version("silver.flights")
+    # medallion audit follows every landed row of flights (pseudonymised tail numbers, the withheld line)
+    # into silver or quarantine, as silver read it.
+    from pipelines.audit import account_table, check
+
+    accounts = account_table(lh, "bronze.flights")
+    check(accounts)  # AuditError on any unaccounted row
+    assert sum(a.quarantine for a in accounts) == 1 and sum(a.silver for a in accounts) == 27_004
