@@ -27,6 +27,8 @@ from pipelines.outputs import TableOutput
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from pipelines.dq.engine import TableChecks
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -595,9 +597,25 @@ def check_and_write(
 ) -> Written:
     """The table's checks on ``df``, then ``write`` (the rows that passed), quarantine and DQ results, then
     the declared comments."""
-    from pipelines.dq.engine import IN_FLIGHT_PREFIX, TableChecks, describe
+    from pipelines.dq.engine import TableChecks
 
     checks = TableChecks(lh, name, conf, run_id)
+    try:
+        return _check_and_write(lh, name, conf, df, write, checks)
+    finally:
+        checks.release()
+
+
+def _check_and_write(
+    lh: Lakehouse,
+    name: str,
+    conf: TableConf,
+    df: DataFrame,
+    write: Callable[[DataFrame], WriteResult],
+    checks: TableChecks,
+) -> Written:
+    from pipelines.dq.engine import IN_FLIGHT_PREFIX, describe
+
     prepared = checks.prepare(df)
     checks.run_dataset_checks(df)
     to_write = prepared.kept
@@ -608,6 +626,8 @@ def check_and_write(
     for column, comment in conf.columns.items():
         if column in to_write.columns:
             to_write = to_write.withMetadata(column, {"comment": comment})
+    # A table this write creates gets its description and column comments in its first commit.
+    documented_by_create = not lh.exists(name) and all(c in to_write.columns for c in conf.columns)
     try:
         result = write(to_write)
     except Exception as exc:
@@ -617,7 +637,7 @@ def check_and_write(
         raise
     crash_point("table.committed")
     outcomes = checks.finish(result.version)
-    if conf.columns or conf.description:
+    if (conf.columns or conf.description) and not documented_by_create:
         lh.set_comments(name, conf.description, conf.columns or None)
     detail = describe([*outcomes, *checks.dataset_outcomes])
     if checks.quarantined:

@@ -57,3 +57,21 @@ def with_table(
     )
     settings = dataclasses.replace(lh.settings, tables=tables)
     return Lakehouse(settings, lh.store)
+
+
+# Rows the counting transform has computed, read from the accumulator it registers (see counted_identity).
+TRANSFORM_ROWS: dict[str, Any] = {}
+
+
+def counted_identity(**inputs: Any) -> Any:
+    """The identity transform, counting every row Spark computes it for (a Python UDF adding to an
+    accumulator): how many times the batch was computed, whatever plan Spark chose."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    (df,) = inputs.values()
+    accumulator = SparkSession.getActiveSession().sparkContext.accumulator(0)  # type: ignore[union-attr]
+    TRANSFORM_ROWS["accumulator"] = accumulator
+
+    counting = F.udf(lambda value: (accumulator.add(1), value)[1], "int")
+    return df.withColumn("id", counting(F.col("id")))

@@ -131,6 +131,8 @@ class TableChecks:
         self.row_checks = [c for c in conf.expectations if CHECK_TYPES[c.type].row_level]
         self.dataset_checks = [c for c in conf.expectations if not CHECK_TYPES[c.type].row_level]
         self.prepared: Prepared | None = None
+        self._batch: DataFrame | None = None
+        self._persisted: DataFrame | None = None
         self.dataset_outcomes: list[Outcome] = []
         self.quarantined = 0
         self.dropped = 0
@@ -199,13 +201,22 @@ class TableChecks:
             raise ConfigError(problems[0])
         self._input_df = df
         original_columns = [c for c in columns if not c.startswith(IN_FLIGHT_PREFIX)]
-        if not self.row_checks:
-            self.prepared = Prepared(kept=df.select(*original_columns), flagged=None)
-            return self.prepared
         # The write pass never touches __source_record, so Spark prunes it; the quarantine pass (only when a
         # row is quarantined) computes the same flags over the batch with it.
         with_source = df
         df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in columns else df
+        if self.dataset_checks:
+            # The dataset checks aggregate over the batch before the write, and the write computes it again:
+            # kept once (memory, spilling to disk), the transform (joins, UDFs, deduplication) runs once, and
+            # the checks judge exactly the rows the write then writes. Released by :meth:`release`.
+            from pyspark import StorageLevel
+
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            self._persisted = df
+        self._batch = df
+        if not self.row_checks:
+            self.prepared = Prepared(kept=df.select(*original_columns), flagged=None)
+            return self.prepared
 
         # One boolean column per check; the write pass needs no arrays: counts are sums in an Observation on
         # this pass, and the filter is an OR of the removing checks.
@@ -292,7 +303,7 @@ class TableChecks:
                 aggs.append(F.count_distinct(F.when(complete, F.struct(*check.columns))).alias(check.name))
             elif check.type == "freshness":
                 aggs.append(F.max(F.col(check.column or "")).alias(check.name))
-        source = df.select(*[c for c in df.columns if c != SOURCE_RECORD])
+        source = self._batch if self._batch is not None else df.drop(SOURCE_RECORD)
         stats = source.agg(*aggs).first()
         assert stats is not None
         rows = int(stats["__rows"])
@@ -356,6 +367,12 @@ class TableChecks:
                 + "; ".join(f"{o.check.name}: {o.details}" for o in failed)
             )
         return outcomes
+
+    def release(self) -> None:
+        """Free the batch kept for the dataset checks and the write (once both are done)."""
+        if self._persisted is not None:
+            self._persisted.unpersist(blocking=False)
+            self._persisted = None
 
     # ---- after the write ----------------------------------------------------------------------------
 

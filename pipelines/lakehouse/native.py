@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,51 @@ if TYPE_CHECKING:
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 # delta-spark's own check that VACUUM keeps the table's retention: this product never switches it off.
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def _local_log(table: TableRef) -> str | None:
+    """The ``_delta_log`` folder of a path table on this machine's file system; None for a catalog table or a
+    remote path (those go through delta-spark)."""
+    if table.kind != "path":
+        return None
+    location = table.location
+    if location.startswith("file:"):
+        location = location[len("file:") :]
+        location = "/" + location.lstrip("/")
+    elif "://" in location or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", location):
+        return None
+    return os.path.join(location, "_delta_log")
+
+
+def _log_versions(log: str) -> list[int]:
+    """The versions with a commit file in ``log``, newest first ([] when there is no log)."""
+    try:
+        names = os.listdir(log)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted((int(m.group(1)) for n in names if (m := _COMMIT_FILE.match(n))), reverse=True)
+
+
+def _log_commit(log: str, version: int) -> dict[str, Any] | None:
+    """A commit's ``commitInfo`` as :meth:`NativeDeltaStore.history` gives the fields a write's own result
+    needs (version, operation, metrics, custom metadata), read from its commit file."""
+    try:
+        with open(os.path.join(log, f"{version:020d}.json"), encoding="utf-8") as handle:
+            for line in handle:
+                action = json.loads(line) if line.strip() else {}
+                info = action.get("commitInfo")
+                if info is not None:
+                    metadata = info.get("userMetadata")
+                    return {
+                        "version": version,
+                        "operation": info.get("operation"),
+                        "operationMetrics": {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()},
+                        "custom": parse_custom({USER_METADATA: metadata} if metadata else {}),
+                    }
+    except FileNotFoundError:  # cleaned up by log retention
+        return None
+    return None
 
 # Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
 _CONCURRENT = (
@@ -194,9 +240,18 @@ class NativeDeltaStore(DeltaStore):
 
         if table.kind == "catalog":
             return bool(self.spark.catalog.tableExists(table.location))
+        log = _local_log(table)
+        if log is not None:
+            return bool(_log_versions(log))
         return bool(DeltaTable.isDeltaTable(self.spark, table.location))
 
     def version(self, table: TableRef) -> int | None:
+        log = _local_log(table)
+        if log is not None:
+            # A local folder: its newest commit file is the version, without delta-spark's snapshot update
+            # (a log listing plus a Spark job on this machine, for every call).
+            versions = _log_versions(log)
+            return versions[0] if versions else None
         if not self.exists(table):
             return None
         row = self._delta_table(table).history(1).select("version").first()
@@ -233,7 +288,11 @@ class NativeDeltaStore(DeltaStore):
                 self.spark.conf.set(USER_METADATA_CONF, previous)
 
     def _own_result(self, table: TableRef, operation: str, write_id: str, before: int | None) -> WriteResult:
-        commit = find_commit(lambda limit: self.history(table, limit), write_id)
+        log = _local_log(table)
+        if log is not None:
+            commit = find_commit(lambda limit: self._log_history(log, limit), write_id)
+        else:
+            commit = find_commit(lambda limit: self.history(table, limit), write_id)
         if commit is None:
             # delta-spark commits nothing for a DELETE/UPDATE/MERGE that changes no file.
             return WriteResult(
@@ -259,6 +318,12 @@ class NativeDeltaStore(DeltaStore):
             files_removed=as_int("numTargetFilesRemoved", "numRemovedFiles"),
             metrics=metrics,
         )
+
+    @staticmethod
+    def _log_history(log: str, limit: int | None) -> list[dict[str, Any]]:
+        versions = _log_versions(log)
+        commits = (_log_commit(log, v) for v in (versions[:limit] if limit else versions))
+        return [c for c in commits if c is not None]
 
     # ---- create and write -----------------------------------------------------------------------------
     def create(

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from dq_support import ROWS, check, with_table
+from dq_support import ROWS, TRANSFORM_ROWS, check, with_table
 
 from pipelines.config import ExpectationConf
 from pipelines.errors import ConfigError, DataQualityError
@@ -136,6 +136,28 @@ def test_dataset_checks_unique_rowcount_drift_freshness(lakehouse: Lakehouse) ->
     lh.write(lh.read("bronze.items").limit(2), "bronze.items", "overwrite")
     run_table(lh, "silver.items", "run-d2", full_refresh=True)
     assert results(lh, "run-d2")["drift"]["passed"] is False
+
+
+@pytest.mark.parametrize("engine", ["offline", "native"])
+def test_dataset_checks_and_the_write_compute_the_batch_once(
+    engine: str, lakehouse: Lakehouse, native_store_factory: Any
+) -> None:
+    """The unique check aggregates over the batch before the write: the batch is kept, so the transform (here
+    a counting UDF) runs once per row, not once for the check and again for the write."""
+    import dataclasses
+
+    lh = lakehouse if engine == "offline" else Lakehouse(lakehouse.settings, native_store_factory())
+    lh = with_table(lh, check("id_unique", "unique", columns=("id",)), check("c1", "not_null", column="code"))
+    tables = dict(lh.settings.tables)
+    tables["silver.items"] = dataclasses.replace(tables["silver.items"], transform="dq_support:counted_identity")
+    lh = Lakehouse(dataclasses.replace(lh.settings, tables=tables), lh.store)
+    run_table(lh, "silver.items", "run-once")
+    assert TRANSFORM_ROWS["accumulator"].value == len(ROWS)
+    assert ids(lh) == [1, 2, 3, 4, 5]
+    assert results(lh, "run-once")["id_unique"]["passed"] is True
+    assert results(lh, "run-once")["c1"]["rows_failed"] == 1
+    # and released once written: nothing stays cached in the session
+    assert lh.spark._jsparkSession.sharedState().cacheManager().isEmpty()
 
 
 def test_failed_unique_check_with_fail_action_writes_nothing(lakehouse: Lakehouse) -> None:
