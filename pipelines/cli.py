@@ -371,7 +371,7 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
 def _step_table() -> Any:
     """The function that prints one line per step (the header before the first)."""
     header: list[str] = [
-        f"{'table':<28} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail"
+        f"{'table':<32} {'rows read':>12} {'rows written':>13} {'seconds':>8} {'version':>8}  detail"
     ]
 
     def show(r: Any) -> None:
@@ -379,7 +379,7 @@ def _step_table() -> Any:
             _print(header.pop())
         version = "-" if r.version is None else str(r.version)
         _print(
-            f"{r.table:<28} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
+            f"{r.table:<32} {_fmt_rows(r.rows_read):>12} {_fmt_rows(r.rows_written):>13} {r.seconds:>8.1f} {version:>8}  {r.detail}"
         )
 
     return show
