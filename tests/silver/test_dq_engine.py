@@ -140,7 +140,7 @@ def test_dataset_checks_unique_rowcount_drift_freshness(lakehouse: Lakehouse) ->
 
 @pytest.mark.parametrize("engine", ["offline", "native"])
 def test_dataset_checks_and_the_write_compute_the_batch_once(
-    engine: str, lakehouse: Lakehouse, native_store_factory: Any
+    engine: str, lakehouse: Lakehouse, native_store_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The unique check aggregates over the batch before the write: the batch is kept, so the transform (here
     a counting UDF) runs once per row, not once for the check and again for the write."""
@@ -151,13 +151,27 @@ def test_dataset_checks_and_the_write_compute_the_batch_once(
     tables = dict(lh.settings.tables)
     tables["silver.items"] = dataclasses.replace(tables["silver.items"], transform="dq_support:counted_identity")
     lh = Lakehouse(dataclasses.replace(lh.settings, tables=tables), lh.store)
+    from pyspark import StorageLevel
+
+    from pipelines.dq.engine import TableChecks
+
+    levels: list[StorageLevel] = []
+    release = TableChecks.release
+
+    def recording_release(self: TableChecks) -> None:
+        assert self._batch is not None
+        levels.append(self._batch.storageLevel)
+        release(self)
+        levels.append(self._batch.storageLevel)
+
+    monkeypatch.setattr(TableChecks, "release", recording_release)
     run_table(lh, "silver.items", "run-once")
     assert TRANSFORM_ROWS["accumulator"].value == len(ROWS)
     assert ids(lh) == [1, 2, 3, 4, 5]
     assert results(lh, "run-once")["id_unique"]["passed"] is True
     assert results(lh, "run-once")["c1"]["rows_failed"] == 1
-    # and released once written: nothing stays cached in the session
-    assert lh.spark._jsparkSession.sharedState().cacheManager().isEmpty()
+    # kept in memory for the check and the write, and released once the step is done
+    assert levels[0].useMemory and levels[1] == StorageLevel.NONE
 
 
 def test_failed_unique_check_with_fail_action_writes_nothing(lakehouse: Lakehouse) -> None:
