@@ -8,8 +8,10 @@ step commit of each table it is about to run and, when no event row records that
 status ``recovered`` from the commit (run id, version, time). Nothing the tables depend on is read from the
 event log: losing a row never changes what a run does.
 
-Rows of skipped steps are held back and written with the next row of a step that wrote or failed (or at the
-end of the run), so a run that changes nothing costs one small commit.
+A run's rows are held back and written in one commit at its end, or at once when a step fails (or the run is
+interrupted), so the log costs one small commit per run, not one per table. A run killed outright writes none
+of its rows: the next run's reconcile writes a ``recovered`` row for each step it committed (its run id,
+version and time; the row counts and seconds of such a step are not known).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class EventLog:
             finished,
         )
 
-    def finished(self, result: StepResult, started: datetime) -> None:
+    def finished(self, result: StepResult, started: datetime, flush: bool = True) -> None:
         self.pending.append(
             self._row(
                 result.table,
@@ -96,7 +98,7 @@ class EventLog:
                 _now(),
             )
         )
-        if result.status != "skipped":
+        if flush:
             self.flush()
 
     def failed(self, table: str, exc: BaseException, started: datetime) -> None:
@@ -123,15 +125,16 @@ class EventLog:
         with contextlib.suppress(Exception):
             self.flush()
 
-    def step(self, table: str, work: Callable[[], StepResult]) -> StepResult:
-        """Run one step and record its row: the result's, or a failed row before the error propagates."""
+    def step(self, table: str, work: Callable[[], StepResult], flush: bool = True) -> StepResult:
+        """Run one step and record its row: the result's, or a failed row before the error propagates.
+        ``flush=False`` holds a successful step's row back for the next flush."""
         started = self.start()
         try:
             result = work()
         except Exception as exc:
             self.failed(table, exc, started)
             raise
-        self.finished(result, started)
+        self.finished(result, started, flush=flush)
         return result
 
     def run(
@@ -143,11 +146,17 @@ class EventLog:
         """``work`` for every table in order, after reconciling; stops at the first failure."""
         self.reconcile(tables)
         results = []
-        for name in tables:
-            result = self.step(name, lambda name=name: work(name))  # type: ignore[misc]
-            results.append(result)
-            if on_step:
-                on_step(result)
+        try:
+            for name in tables:
+                result = self.step(name, lambda name=name: work(name), flush=False)  # type: ignore[misc]
+                results.append(result)
+                if on_step:
+                    on_step(result)
+        except BaseException:
+            # A failed step flushed already; an interrupt (Ctrl-C) still records the steps that ran.
+            with contextlib.suppress(Exception):
+                self.flush()
+            raise
         self.flush()
         return results
 

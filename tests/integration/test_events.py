@@ -82,3 +82,29 @@ def test_the_event_log_is_a_declared_table_for_history_and_sql(
         "bronze.airlines,ok",
         "silver.airlines,ok",
     ]
+
+
+def test_a_run_writes_its_event_rows_in_one_commit_and_an_interrupt_keeps_the_rows_of_the_steps_that_ran(
+    lakehouse: Lakehouse,
+) -> None:
+    land_sample(lakehouse.settings, sources=["airlines"])
+    run_pipeline(lakehouse, TABLES, "r1")
+    log = lakehouse.settings.system_table("pipeline_events")
+    def row_commits(run_id: str) -> int:
+        return sum(1 for c in lakehouse.history(log) if c["custom"].get("medallion.run_id") == run_id)
+
+    assert row_commits("r1") == 1  # one commit holds both rows
+    assert set(_events(lakehouse, "r1")) == set(TABLES)
+
+    def interrupted(name: str):
+        if name == "silver.airlines":
+            raise KeyboardInterrupt
+        return run_table(lakehouse, name, "r2")
+
+    from pipelines.events import EventLog
+
+    with pytest.raises(KeyboardInterrupt):
+        EventLog(lakehouse, "r2", "run").run(TABLES, interrupted)
+    rows = _events(lakehouse, "r2")
+    assert {n: r["status"] for n, r in rows.items()} == {"bronze.airlines": "skipped"}  # nothing new landed
+    assert row_commits("r2") == 1
