@@ -58,12 +58,50 @@ def manifest_table(lh: Lakehouse) -> str:
     return lh.settings.system_table("ingest_manifest")
 
 
+# What a run knows of the manifest: its rows (table, file name, size, modified ms, bronze version) as of a
+# version. Kept on the Lakehouse, so each bronze table of a run does not read the manifest again: it is read
+# when its version is not the one known, and this process's own append extends it only when that append is
+# the very next version (no other writer in between).
+_MEMO = "_ingest_manifest_rows"
+
+
+@dataclass(frozen=True)
+class _ManifestRows:
+    version: int
+    rows: tuple[tuple[str, str, int, int, int], ...]
+
+
+def _manifest_rows(lh: Lakehouse) -> tuple[tuple[str, str, int, int, int], ...]:
+    """Every manifest row (table, file name, size, modified ms, bronze version) at its current version."""
+    name = manifest_table(lh)
+    version = lh.version(name) if lh.exists(name) else None
+    if version is None:
+        setattr(lh, _MEMO, None)
+        return ()
+    memo: _ManifestRows | None = getattr(lh, _MEMO, None)
+    if memo is not None and memo.version == version:
+        return memo.rows
+    rows = tuple(
+        (str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
+        for r in lh.read(name, version)
+        .select("table", "file_name", "file_size", "file_modified_ms", "bronze_version")
+        .collect()
+    )
+    setattr(lh, _MEMO, _ManifestRows(version, rows))
+    return rows
+
+
 def _write_manifest(lh: Lakehouse, rows: Sequence[tuple[Any, ...]]) -> None:
     from pipelines.system import ROLES
 
     name = manifest_table(lh)
+    memo: _ManifestRows | None = getattr(lh, _MEMO, None)
+    setattr(lh, _MEMO, None)
     df = lh.spark.createDataFrame(list(rows), ROLES["ingest_manifest"].ddl)
-    lh.write(df, name, "append", description=lh.settings.table(name).description)
+    result = lh.write(df, name, "append", description=lh.settings.table(name).description)
+    if memo is not None and result.version == memo.version + 1:
+        added = tuple((str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows)
+        setattr(lh, _MEMO, _ManifestRows(result.version, memo.rows + added))
 
 
 def reconcile_manifest(lh: Lakehouse, table: str) -> int:
@@ -71,12 +109,7 @@ def reconcile_manifest(lh: Lakehouse, table: str) -> int:
     if not lh.exists(table):
         return 0
     bronze_version = lh.version(table)
-    recorded = -1
-    if lh.exists(manifest_table(lh)):
-        from pyspark.sql import functions as F
-
-        row = lh.read(manifest_table(lh)).where(F.col("table") == table).agg(F.max("bronze_version")).first()
-        recorded = int(row[0]) if row and row[0] is not None else -1
+    recorded = max((r[4] for r in _manifest_rows(lh) if r[0] == table), default=-1)
     if bronze_version is None or bronze_version <= recorded:
         return 0
     missing = []
@@ -116,16 +149,9 @@ def list_landed(landing_dir: Path, source: SourceConf) -> list[LandedFileInfo]:
 def plan_ingest(lh: Lakehouse, table: str, source_name: str, source: SourceConf) -> IngestPlan:
     landed = list_landed(lh.settings.landing_dir, source)
     seen: dict[str, set[tuple[int, int]]] = {}
-    if lh.exists(manifest_table(lh)):
-        from pyspark.sql import functions as F
-
-        for r in (
-            lh.read(manifest_table(lh))
-            .where(F.col("table") == table)
-            .select("file_name", "file_size", "file_modified_ms")
-            .collect()
-        ):
-            seen.setdefault(r[0], set()).add((int(r[1]), int(r[2])))
+    for r in _manifest_rows(lh):
+        if r[0] == table:
+            seen.setdefault(r[1], set()).add((r[2], r[3]))
     new, redelivered, unchanged = [], [], []
     for f in landed:
         if f.name not in seen:

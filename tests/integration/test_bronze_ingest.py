@@ -168,3 +168,43 @@ def test_landing_twice_changes_nothing(lakehouse) -> None:
         Path(lakehouse.settings.landing_dir / "weather" / "weather_2013_03.jsonl").read_text().splitlines()
     )
     assert len(weather) == first[1].rows
+
+
+def test_a_run_reads_the_manifest_once_and_sees_another_writers_change(lakehouse, monkeypatch) -> None:
+    """The manifest is read when its version is not the one the run knows; the run's own appends keep it
+    known. A change by another writer (a new version) is read, not missed."""
+    from pipelines.lakehouse import Lakehouse
+
+    land_sample(lakehouse.settings, sources=["airlines", "airports"])
+    reads: list[str] = []
+    original = Lakehouse.read
+
+    def counting(self, name, version=None):
+        if name == MANIFEST:
+            reads.append(name)
+        return original(self, name, version)
+
+    monkeypatch.setattr(Lakehouse, "read", counting)
+    tables = ["bronze.airlines", "bronze.airports"]
+    assert [run_table(lakehouse, t, "r1").rows_written for t in tables] == [16, 1458]
+    # airlines: no manifest yet; airports: read once (airlines created it); the rerun: nothing read.
+    assert [run_table(lakehouse, t, "r2").status for t in tables] == ["skipped", "skipped"]
+    assert len(reads) == 1
+
+    # airports is delivered again, changed, and another writer records that delivery as taken: a new manifest
+    # version, which this run reads, so it does not take the file a second time.
+    from datetime import datetime
+
+    from pipelines.lakehouse.ingest import _write_manifest, list_landed
+
+    source = lakehouse.settings.sources["airports"]
+    path = list_landed(lakehouse.settings.landing_dir, source)[0].path
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("ZZZ,Nowhere,0,0,0,0,A,America/New_York\n")
+    changed = list_landed(lakehouse.settings.landing_dir, source)[0]
+    other = Lakehouse(lakehouse.settings, lakehouse.store)
+    taken = ("bronze.airports", changed.name, changed.size, changed.modified_ms, 1, "other", "redelivered")
+    _write_manifest(other, [(*taken, datetime.now())])
+    again = run_table(lakehouse, "bronze.airports", "r3")
+    assert (again.status, again.rows_written, len(reads)) == ("skipped", 0, 2)
+    assert lakehouse.read("bronze.airports").count() == 1458
