@@ -7,8 +7,12 @@ How a batch goes through (see :func:`pipelines.runner.run_table`):
    projection, turns a ``fail`` check into ``raise_error`` inside that projection, and attaches an
    ``Observation`` that counts the failures of every check while the write runs. Nothing is read here: column
    names and SQL expressions are checked by Spark's analyser only.
-2. :meth:`TableChecks.run_dataset_checks` runs the dataset checks (unique, row_count, row_count_drift,
-   freshness) as one aggregate over the batch, before anything is written; a failed ``fail`` check stops here.
+2. Dataset checks (unique, row_count, row_count_drift, freshness) are judged in the same pass: a unique check
+   is a ``row_number`` over its key (copies after the first are its surplus; a ``fail``-level one aborts the
+   write job like a fail row check), counts and freshness come from the Observation. Only a ``fail``-level
+   row_count, row_count_drift or freshness check needs its verdict before anything is committed: then
+   :meth:`TableChecks.run_dataset_checks` judges every dataset check in one aggregate over the batch, which is
+   kept (memory, spilling to disk) for the write, and a failed ``fail`` check stops there.
 3. The runner writes :attr:`Prepared.kept` (rows that failed no ``drop`` or ``quarantine`` check). The same
    pass feeds the Observation, so the row checks cost no extra scan of the data.
 4. :meth:`TableChecks.finish` writes the quarantined rows (only when there are some) to
@@ -130,6 +134,13 @@ class TableChecks:
         self.run_id = run_id
         self.row_checks = [c for c in conf.expectations if CHECK_TYPES[c.type].row_level]
         self.dataset_checks = [c for c in conf.expectations if not CHECK_TYPES[c.type].row_level]
+        # Dataset checks judged in the write pass, from its Observation: unique (a row_number over the key
+        # marks the surplus copies; a fail-level one aborts the write job like a fail row check) and
+        # warn-level counts and freshness (judged once the pass is done). A fail-level row_count,
+        # row_count_drift or freshness must be judged before anything is committed: then every dataset
+        # check runs as one aggregate over the batch, kept for the write (see :meth:`run_dataset_checks`).
+        before = [c for c in self.dataset_checks if c.type != "unique" and c.action == "fail"]
+        self.in_pass = [] if before else list(self.dataset_checks)
         self.prepared: Prepared | None = None
         self._batch: DataFrame | None = None
         self._persisted: DataFrame | None = None
@@ -205,7 +216,7 @@ class TableChecks:
         # row is quarantined) computes the same flags over the batch with it.
         with_source = df
         df = df.drop(SOURCE_RECORD) if SOURCE_RECORD in columns else df
-        if self.dataset_checks:
+        if self.dataset_checks and not self.in_pass:
             # The dataset checks aggregate over the batch before the write, and the write computes it again:
             # kept once (memory, spilling to disk), the transform (joins, UDFs, deduplication) runs once, and
             # the checks judge exactly the rows the write then writes. Released by :meth:`release`.
@@ -214,9 +225,10 @@ class TableChecks:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
             self._persisted = df
         self._batch = df
-        if not self.row_checks:
+        if not self.row_checks and not self.in_pass:
             self.prepared = Prepared(kept=df.select(*original_columns), flagged=None)
             return self.prepared
+        df, surplus = self._surplus_flags(df)
 
         # One boolean column per check; the write pass needs no arrays: counts are sums in an Observation on
         # this pass, and the filter is an OR of the removing checks.
@@ -224,7 +236,7 @@ class TableChecks:
         for i, check in enumerate(self.row_checks):
             df, passes = self._passes(df, check)
             oks.append(F.coalesce(passes, F.lit(False)).alias(f"__ok{i}"))
-        flagged = df.select(*original_columns, *oks)
+        flagged = df.select(*original_columns, *oks, *[F.col(c) for c in surplus.values()])
         ok = {c.name: F.col(f"__ok{i}") for i, c in enumerate(self.row_checks)}
 
         def any_failed(names: list[str]) -> Column:
@@ -237,6 +249,7 @@ class TableChecks:
         quarantining = [c.name for c in self.row_checks if c.action == "quarantine"]
         dropping = [c.name for c in self.row_checks if c.action == "drop"]
         fail_names = [c.name for c in self.row_checks if c.action == "fail"]
+        fail_unique = [c.name for c in self.in_pass if c.type == "unique" and c.action == "fail"]
 
         observation = Observation(f"dq_{self.table_name}_{int(time.time() * 1000)}")
         metrics = [F.count(F.lit(1)).alias("__rows")]
@@ -245,14 +258,28 @@ class TableChecks:
         metrics.append(
             F.sum((any_failed(dropping) & ~any_failed(quarantining)).cast("long")).alias("__dropped")
         )
-        if fail_names:
-            # Evaluated for every row by the Observation: the first row failing a fail check aborts the job,
-            # so nothing is committed.
+        for check in self.in_pass:
+            if check.type == "unique":
+                metrics.append(
+                    F.sum(F.col(surplus[check.name]).cast("long")).alias(f"__surplus_{check.name}")
+                )
+            elif check.type == "freshness":
+                metrics.append(F.max(F.col(check.column or "")).alias(f"__newest_{check.name}"))
+        if fail_names or fail_unique:
+            # Evaluated for every row by the Observation: the first row failing a fail check (or repeating a
+            # key a fail-level unique check guards) aborts the job, so nothing is committed.
+            tripped = any_failed(fail_names)
+            for name in fail_unique:
+                tripped = tripped | F.col(surplus[name])
             message = F.concat(
                 F.lit(f"{FAIL_MARKER} {self.table_name}: a row failed "),
-                F.concat_ws(", ", *[F.when(~ok[n], F.lit(n)) for n in fail_names]),
+                F.concat_ws(
+                    ", ",
+                    *[F.when(~ok[n], F.lit(n)) for n in fail_names],
+                    *[F.when(F.col(surplus[n]), F.lit(n)) for n in fail_unique],
+                ),
             )
-            guard = F.when(any_failed(fail_names), F.raise_error(message)).otherwise(F.lit(0)).cast("long")
+            guard = F.when(tripped, F.raise_error(message)).otherwise(F.lit(0)).cast("long")
             metrics.append(F.sum(guard).alias("__guard"))
         observed = flagged.observe(observation, *metrics)
         kept = observed.where(~any_failed(removing)).select(*original_columns)
@@ -264,6 +291,23 @@ class TableChecks:
         )
         self.prepared = Prepared(kept=kept, flagged=flagged, observation=observation)
         return self.prepared
+
+    def _surplus_flags(self, df: DataFrame) -> tuple[DataFrame, dict[str, str]]:
+        """``df`` with a boolean column per in-pass unique check, true on every copy of a complete key after
+        its first (so their sum is the check's surplus); {check name: column}."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        columns = {}
+        for i, check in enumerate(c for c in self.in_pass if c.type == "unique"):
+            complete = F.lit(True)
+            for c in check.columns:
+                complete = complete & F.col(c).isNotNull()
+            window = Window.partitionBy(*check.columns).orderBy(*check.columns)
+            name = f"__dq_surplus{i}"
+            df = df.withColumn(name, complete & (F.row_number().over(window) > 1))
+            columns[check.name] = name
+        return df, columns
 
     # ---- dataset checks (before the write) ----------------------------------------------------------
 
@@ -286,10 +330,8 @@ class TableChecks:
         )
         return None if row is None else int(row[0])
 
-    def run_dataset_checks(self, df: DataFrame) -> list[Outcome]:
-        """One aggregate over the batch for all dataset checks; raises on a failed ``fail`` check."""
-        if not self.dataset_checks:
-            return []
+    def _aggregate_dataset_checks(self, source: DataFrame) -> list[Outcome]:
+        """Every dataset check judged by one aggregate over ``source``."""
         from pyspark.sql import functions as F
 
         aggs = [F.count(F.lit(1)).alias("__rows")]
@@ -303,14 +345,44 @@ class TableChecks:
                 aggs.append(F.count_distinct(F.when(complete, F.struct(*check.columns))).alias(check.name))
             elif check.type == "freshness":
                 aggs.append(F.max(F.col(check.column or "")).alias(check.name))
-        source = self._batch if self._batch is not None else df.drop(SOURCE_RECORD)
         stats = source.agg(*aggs).first()
         assert stats is not None
-        rows = int(stats["__rows"])
+        return self._dataset_outcomes(
+            int(stats["__rows"]),
+            {
+                c.name: int(stats[f"__n_{c.name}"]) - int(stats[c.name])
+                for c in self.dataset_checks
+                if c.type == "unique"
+            },
+            {c.name: stats[c.name] for c in self.dataset_checks if c.type == "freshness"},
+        )
+
+    def run_dataset_checks(self, df: DataFrame) -> list[Outcome]:
+        """Dataset checks that must be judged before the write (see ``in_pass``): one aggregate over the
+        batch; raises on a failed ``fail`` check. Nothing to do when they are all judged in the write pass."""
+        if not self.dataset_checks or self.in_pass:
+            return []
+        source = self._batch if self._batch is not None else df.drop(SOURCE_RECORD)
+        outcomes = self._aggregate_dataset_checks(source)
+        self.dataset_outcomes = outcomes
+        failed = [o for o in outcomes if not o.passed and o.check.action == "fail"]
+        if failed:
+            self.record([*outcomes], None)
+            raise DataQualityError(
+                f"{self.table_name}: {len(failed)} fail-level check(s) failed, nothing written: "
+                + "; ".join(f"{o.check.name}: {o.details}" for o in failed)
+            )
+        return outcomes
+
+    def _dataset_outcomes(
+        self, rows: int, surpluses: dict[str, int], newest_values: dict[str, Any]
+    ) -> list[Outcome]:
+        """The dataset checks' outcomes from the batch's row count, each unique check's surplus copies and
+        each freshness check's newest value."""
         outcomes = []
         for check in self.dataset_checks:
             if check.type == "unique":
-                surplus = int(stats[f"__n_{check.name}"]) - int(stats[check.name])
+                surplus = surpluses[check.name]
                 outcomes.append(
                     Outcome(
                         check, rows, surplus, f"{surplus} row(s) repeat a key of ({', '.join(check.columns)})"
@@ -341,7 +413,7 @@ class TableChecks:
                         )
                     )
             elif check.type == "freshness":
-                newest = stats[check.name]
+                newest = newest_values[check.name]
                 if newest is None:
                     outcomes.append(Outcome(check, rows, 1 if rows else 0, "no value to judge freshness by"))
                     continue
@@ -358,15 +430,20 @@ class TableChecks:
                         f"(allowed {check.max_age_hours} h)",
                     )
                 )
-        self.dataset_outcomes = outcomes
-        failed = [o for o in outcomes if not o.passed and o.check.action == "fail"]
-        if failed:
-            self.record([*outcomes], None)
-            raise DataQualityError(
-                f"{self.table_name}: {len(failed)} fail-level check(s) failed, nothing written: "
-                + "; ".join(f"{o.check.name}: {o.details}" for o in failed)
-            )
         return outcomes
+
+    def _in_pass_outcomes(self, metrics: dict[str, Any]) -> list[Outcome]:
+        if not self.in_pass:
+            return []
+        return self._dataset_outcomes(
+            int(metrics.get("__rows") or 0),
+            {
+                c.name: int(metrics.get(f"__surplus_{c.name}") or 0)
+                for c in self.in_pass
+                if c.type == "unique"
+            },
+            {c.name: metrics.get(f"__newest_{c.name}") for c in self.in_pass if c.type == "freshness"},
+        )
 
     def release(self) -> None:
         """Free the batch kept for the dataset checks and the write (once both are done)."""
@@ -392,15 +469,21 @@ class TableChecks:
             F.sum(F.array_contains(F.col(FAILED_COLUMN), c.name).cast("long")).alias(c.name)
             for c in self.row_checks
         ]
-        first = flags_df.agg(*aggs).first()
+        first = flags_df.agg(*aggs).first() if self.row_checks else None
         metrics = first.asDict() if first is not None else {}
         outcomes = self._row_outcomes(metrics)
+        if self.in_pass:
+            self.dataset_outcomes = self._aggregate_dataset_checks(self._input_df.drop(SOURCE_RECORD))
         self.record([*outcomes, *self.dataset_outcomes], None)
         failed = [o for o in outcomes if not o.passed and o.check.action == "fail"]
+        failed_sets = [o for o in self.dataset_outcomes if not o.passed and o.check.action == "fail"]
         return DataQualityError(
-            f"{self.table_name}: {len(failed)} fail-level check(s) failed, nothing written (the table stays at "
-            "its previous version): "
-            + "; ".join(f"{o.check.name}: {o.rows_failed:,} of {o.rows_checked:,} rows" for o in failed)
+            f"{self.table_name}: {len(failed) + len(failed_sets)} fail-level check(s) failed, nothing written "
+            "(the table stays at its previous version): "
+            + "; ".join(
+                [f"{o.check.name}: {o.rows_failed:,} of {o.rows_checked:,} rows" for o in failed]
+                + [f"{o.check.name}: {o.details}" for o in failed_sets]
+            )
         )
 
     def _flag_for_quarantine(self) -> DataFrame:
@@ -433,6 +516,8 @@ class TableChecks:
         if prepared is not None and prepared.observation is not None:
             metrics = prepared.observation.get
             outcomes = self._row_outcomes(metrics)
+            if self.in_pass:
+                self.dataset_outcomes = self._in_pass_outcomes(metrics)
             self.quarantined = int(metrics.get("__quarantined") or 0)
             self.dropped = int(metrics.get("__dropped") or 0)
             if self.quarantined and prepared.flagged is not None:

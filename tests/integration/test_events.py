@@ -90,6 +90,7 @@ def test_a_run_writes_its_event_rows_in_one_commit_and_an_interrupt_keeps_the_ro
     land_sample(lakehouse.settings, sources=["airlines"])
     run_pipeline(lakehouse, TABLES, "r1")
     log = lakehouse.settings.system_table("pipeline_events")
+
     def row_commits(run_id: str) -> int:
         return sum(1 for c in lakehouse.history(log) if c["custom"].get("medallion.run_id") == run_id)
 

@@ -139,17 +139,29 @@ def test_dataset_checks_unique_rowcount_drift_freshness(lakehouse: Lakehouse) ->
 
 
 @pytest.mark.parametrize("engine", ["offline", "native"])
+@pytest.mark.parametrize("judged", ["in the write pass", "before the write"])
 def test_dataset_checks_and_the_write_compute_the_batch_once(
-    engine: str, lakehouse: Lakehouse, native_store_factory: Any, monkeypatch: pytest.MonkeyPatch
+    engine: str,
+    judged: str,
+    lakehouse: Lakehouse,
+    native_store_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The unique check aggregates over the batch before the write: the batch is kept, so the transform (here
-    a counting UDF) runs once per row, not once for the check and again for the write."""
+    """The transform (here a counting UDF) runs once per row, not once for the dataset checks and again for
+    the write. A unique check (and warn-level counts) are judged in the write pass itself, nothing kept; a
+    fail-level row_count must be judged before anything is committed: then the batch is kept for the write
+    and released once the step is done."""
     import dataclasses
 
     lh = lakehouse if engine == "offline" else Lakehouse(lakehouse.settings, native_store_factory())
-    lh = with_table(lh, check("id_unique", "unique", columns=("id",)), check("c1", "not_null", column="code"))
+    checks = [check("id_unique", "unique", columns=("id",)), check("c1", "not_null", column="code")]
+    if judged == "before the write":
+        checks.append(check("some_rows", "row_count", min=1, action="fail"))
+    lh = with_table(lh, *checks)
     tables = dict(lh.settings.tables)
-    tables["silver.items"] = dataclasses.replace(tables["silver.items"], transform="dq_support:counted_identity")
+    tables["silver.items"] = dataclasses.replace(
+        tables["silver.items"], transform="dq_support:counted_identity"
+    )
     lh = Lakehouse(dataclasses.replace(lh.settings, tables=tables), lh.store)
     from pyspark import StorageLevel
 
@@ -168,10 +180,42 @@ def test_dataset_checks_and_the_write_compute_the_batch_once(
     run_table(lh, "silver.items", "run-once")
     assert TRANSFORM_ROWS["accumulator"].value == len(ROWS)
     assert ids(lh) == [1, 2, 3, 4, 5]
-    assert results(lh, "run-once")["id_unique"]["passed"] is True
-    assert results(lh, "run-once")["c1"]["rows_failed"] == 1
-    # kept in memory for the check and the write, and released once the step is done
-    assert levels[0].useMemory and levels[1] == StorageLevel.NONE
+    got = results(lh, "run-once")
+    assert got["id_unique"]["passed"] is True and got["id_unique"]["rows_checked"] == len(ROWS)
+    assert got["c1"]["rows_failed"] == 1
+    if judged == "before the write":
+        assert got["some_rows"]["passed"] is True
+        assert levels[0].useMemory and levels[1] == StorageLevel.NONE
+    else:
+        assert levels == [StorageLevel.NONE, StorageLevel.NONE]
+
+
+def test_dataset_checks_judged_in_the_write_pass_count_like_the_aggregate(lakehouse: Lakehouse) -> None:
+    """Surplus copies (null keys not compared), the batch's rows and the newest value, from the write pass; a
+    fail-level unique check aborts the write and is counted and recorded on the failure path."""
+    rows = [*ROWS, (1, "A", 1.0, "dup@x.org", "dup"), (1, "A", 2.0, "d2", "d2"), (None, "N", 1.0, "n", "n")]
+    rows += [(None, "N", 1.0, "n2", "n2")]
+    lh = with_table(
+        lakehouse,
+        check("id_unique", "unique", columns=("id",)),
+        check("pair_unique", "unique", columns=("id", "code")),
+        check("enough_rows", "row_count", min=100),
+        rows=rows,
+    )
+    run_table(lh, "silver.items", "run-p1")
+    got = results(lh, "run-p1")
+    assert got["id_unique"]["rows_failed"] == 2 and got["id_unique"]["rows_checked"] == len(rows)
+    assert got["pair_unique"]["rows_failed"] == 2
+    enough = got["enough_rows"]
+    assert enough["passed"] is False and enough["table_version"] == lh.version("silver.items")
+    assert lh.read("silver.items").count() == len(rows)  # warn: everything written
+
+    failing = with_table(lakehouse, check("id_unique", "unique", columns=("id",), action="fail"), rows=rows)
+    before = failing.version("silver.items")
+    with pytest.raises(DataQualityError, match=r"id_unique: 2 row\(s\) repeat a key of \(id\)"):
+        run_table(failing, "silver.items", "run-p2", full_refresh=True)
+    assert failing.version("silver.items") == before
+    assert results(failing, "run-p2")["id_unique"]["rows_failed"] == 2
 
 
 def test_failed_unique_check_with_fail_action_writes_nothing(lakehouse: Lakehouse) -> None:
