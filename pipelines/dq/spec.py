@@ -16,7 +16,8 @@ pattern), ``expression`` (expr: any SQL boolean over the row), ``foreign_key`` (
 ref_column; a broadcast lookup of the reference keys, so it behaves as a row check too). A null value passes
 every row check but ``not_null`` (and ``expression``, which decides for itself): nulls are ``not_null``'s job.
 
-Dataset checks (one aggregate over the batch, before it is written; actions ``warn`` or ``fail``):
+Dataset checks (judged over the whole batch, in the write pass or, for a fail-level count or freshness, before
+it; actions ``warn`` or ``fail``):
 ``unique`` (columns), ``row_count`` (min and/or max rows in the batch), ``row_count_drift`` (max_change_pct
 against the batch of the previous run, from the DQ results table), ``freshness`` (column, max_age_hours: the
 newest value must be at most that old).
