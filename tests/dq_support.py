@@ -75,3 +75,11 @@ def counted_identity(**inputs: Any) -> Any:
 
     counting = F.udf(lambda value: (accumulator.add(1), value)[1], "int")
     return df.withColumn("id", counting(F.col("id")))
+
+
+def with_arrival_time(**inputs: Any) -> Any:
+    """The identity transform plus an in-flight column (``__arrived_at``, never written) a check may judge."""
+    from pyspark.sql import functions as F
+
+    (df,) = inputs.values()
+    return df.withColumn("__arrived_at", F.current_timestamp())

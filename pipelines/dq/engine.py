@@ -236,7 +236,13 @@ class TableChecks:
         for i, check in enumerate(self.row_checks):
             df, passes = self._passes(df, check)
             oks.append(F.coalesce(passes, F.lit(False)).alias(f"__ok{i}"))
-        flagged = df.select(*original_columns, *oks, *[F.col(c) for c in surplus.values()])
+        # An in-flight column a freshness check judges stays for the Observation (it is never written).
+        judged = [
+            c.column
+            for c in self.in_pass
+            if c.type == "freshness" and c.column and c.column not in original_columns
+        ]
+        flagged = df.select(*original_columns, *judged, *oks, *[F.col(c) for c in surplus.values()])
         ok = {c.name: F.col(f"__ok{i}") for i, c in enumerate(self.row_checks)}
 
         def any_failed(names: list[str]) -> Column:

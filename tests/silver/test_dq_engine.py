@@ -218,6 +218,22 @@ def test_dataset_checks_judged_in_the_write_pass_count_like_the_aggregate(lakeho
     assert results(failing, "run-p2")["id_unique"]["rows_failed"] == 2
 
 
+def test_a_freshness_check_may_judge_an_in_flight_column(lakehouse: Lakehouse) -> None:
+    """In-flight columns are visible to checks and never written: judged in the write pass all the same."""
+    import dataclasses
+
+    lh = with_table(lakehouse, check("arrived", "freshness", column="__arrived_at", max_age_hours=1))
+    tables = dict(lh.settings.tables)
+    tables["silver.items"] = dataclasses.replace(
+        tables["silver.items"], transform="dq_support:with_arrival_time"
+    )
+    lh = Lakehouse(dataclasses.replace(lh.settings, tables=tables), lh.store)
+    run_table(lh, "silver.items", "run-f")
+    got = results(lh, "run-f")["arrived"]
+    assert got["passed"] is True and got["rows_checked"] == len(ROWS)
+    assert "__arrived_at" not in lh.read("silver.items").columns
+
+
 def test_failed_unique_check_with_fail_action_writes_nothing(lakehouse: Lakehouse) -> None:
     lh = with_table(
         lakehouse,
