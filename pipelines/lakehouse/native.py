@@ -97,12 +97,110 @@ def _log_commit(log: str, version: int) -> dict[str, Any] | None:
                     return {
                         "version": version,
                         "operation": info.get("operation"),
-                        "operationMetrics": {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()},
+                        "operationMetrics": {
+                            k: str(v) for k, v in (info.get("operationMetrics") or {}).items()
+                        },
                         "custom": parse_custom({USER_METADATA: metadata} if metadata else {}),
                     }
     except FileNotFoundError:  # cleaned up by log retention
         return None
     return None
+
+
+def _log_full_history(log: str, versions: Sequence[int]) -> list[dict[str, Any]]:
+    """:meth:`NativeDeltaStore.history`'s entries for ``versions`` (newest first), read from the commit files;
+    a version whose file log cleanup removed is left out, as delta-spark leaves it out."""
+    out = []
+    for version in versions:
+        path = os.path.join(log, f"{version:020d}.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                info = next(
+                    (
+                        a["commitInfo"]
+                        for a in map(json.loads, filter(str.strip, handle))
+                        if "commitInfo" in a
+                    ),
+                    {},
+                )
+            modified = os.stat(path).st_mtime_ns // 1_000_000
+        except FileNotFoundError:
+            continue
+        metadata = info.get("userMetadata")
+        out.append(
+            {
+                "version": version,
+                # delta-spark's: the in-commit timestamp where the table has them, else the commit file's time
+                "timestamp": int(info.get("inCommitTimestamp") or modified),
+                "operation": info.get("operation"),
+                "operationParameters": {
+                    k: v if isinstance(v, str) else json.dumps(v)
+                    for k, v in (info.get("operationParameters") or {}).items()
+                },
+                "operationMetrics": {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()},
+                "engineInfo": info.get("engineInfo"),
+                "custom": parse_custom({USER_METADATA: metadata} if metadata else {}),
+            }
+        )
+    # delta-spark makes file times increase with the version (a clock step back gives version v the time of
+    # v-1 plus 1 ms)
+    for newer, older in zip(reversed(out[:-1]), reversed(out[1:]), strict=True):
+        if newer["version"] == older["version"] + 1 and newer["timestamp"] <= older["timestamp"]:
+            newer["timestamp"] = older["timestamp"] + 1
+    return out
+
+
+# The newest metaData action seen per local log: (the table's first commit file, as os.stat identifies it; the
+# version the action is current at; the action). Commit files never change once written, so a later call reads
+# only the commits after that version; a table removed and created again at the same path has a new first
+# commit file, and is read afresh.
+_METADATA_SEEN: dict[str, tuple[tuple[int, int, int], int, dict[str, Any]]] = {}
+
+
+def _first_commit_id(log: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(os.path.join(log, f"{0:020d}.json"))
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _log_metadata(log: str, version: int) -> dict[str, Any] | None:
+    """The table's ``metaData`` action as of ``version`` (its schema, description, configuration), read from the
+    commit files; None when a commit file it needs is gone (log cleanup after a checkpoint) or the table uses a
+    feature whose schema delta-spark reads differently (column mapping, internal column metadata): the caller
+    then asks delta-spark."""
+    first = _first_commit_id(log)
+    if first is None:
+        return None
+    seen = _METADATA_SEEN.get(log)
+    if seen is not None and (seen[0] != first or seen[1] > version):
+        seen = None
+    found: dict[str, Any] | None = None
+    for v in range(version, -1 if seen is None else seen[1], -1):
+        try:
+            with open(os.path.join(log, f"{v:020d}.json"), encoding="utf-8") as handle:
+                for line in handle:
+                    if '"metaData"' in line:
+                        found = json.loads(line).get("metaData", found)
+        except FileNotFoundError:
+            return None
+        if found is not None:
+            break
+    if found is None:
+        if seen is None:
+            return None
+        found = seen[2]
+    previous = _METADATA_SEEN.get(log)
+    if previous is None or previous[0] != first or previous[1] <= version:
+        _METADATA_SEEN[log] = (first, version, found)
+    if (found.get("configuration") or {}).get("delta.columnMapping.mode", "none") != "none":
+        return None
+    fields = json.loads(found.get("schemaString") or "{}").get("fields", [])
+    if any(k.startswith(("delta.", "__")) for f in fields for k in (f.get("metadata") or {})):
+        return None
+    return found
+
 
 # Error conditions (Spark/Delta error classes) and Java exception classes -> this product's errors.
 _CONCURRENT = (
@@ -257,6 +355,28 @@ class NativeDeltaStore(DeltaStore):
         row = self._delta_table(table).history(1).select("version").first()
         return int(row[0]) if row else None
 
+    def _metadata(self, table: TableRef, version: int | None = None) -> dict[str, Any] | None:
+        """The metaData action of a local path table, from its log (None: ask delta-spark)."""
+        log = _local_log(table)
+        if log is None:
+            return None
+        versions = _log_versions(log)
+        if not versions:
+            raise TableNotFoundError(f"{table.name}: no Delta table at {table.location}")
+        if version is not None and version not in versions:
+            return None  # not a version this log holds: delta-spark says why
+        return _log_metadata(log, versions[0] if version is None else version)
+
+    def schema(self, table: TableRef, version: int | None = None) -> StructType:
+        """A local table's schema from its log (no Spark job: about a second less per call); delta-spark's
+        otherwise."""
+        from pyspark.sql.types import StructType
+
+        metadata = self._metadata(table, version)
+        if metadata is None:
+            return self.read(table, version).schema
+        return StructType.fromJson(json.loads(metadata["schemaString"]))
+
     def read(self, table: TableRef, version: int | None = None) -> DataFrame:
         if not self.exists(table):
             raise TableNotFoundError(f"{table.name}: no Delta table at {table.location}")
@@ -385,7 +505,7 @@ class NativeDeltaStore(DeltaStore):
         if not self.exists(table):
             return self._create_with_data(df, table, mode, partition_by, description, properties, metadata)
         if not (overwrite_schema and mode == "overwrite" and not replace_where):
-            df = conform(df, self.read(table).schema, table.name)
+            df = conform(df, self.schema(table), table.name)
         if properties:
             self.set_properties(table, properties)  # before the data commit, which marks the step done
         before = self.version(table)
@@ -459,6 +579,7 @@ class NativeDeltaStore(DeltaStore):
         if table.kind == "catalog":
             self.spark.sql(f"DROP TABLE IF EXISTS {_sql_name(table)}")
         elif Path(table.location).is_dir():
+            _METADATA_SEEN.pop(str(_local_log(table)), None)
             shutil.rmtree(table.location, ignore_errors=True)
 
     # ---- merge / delete / update ---------------------------------------------------------------------------
@@ -519,6 +640,16 @@ class NativeDeltaStore(DeltaStore):
 
     # ---- history and metadata ----------------------------------------------------------------------------
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:
+        log = _local_log(table)
+        if log is not None:
+            # A local folder: its commit files, newest first (delta-spark's history() is a Spark job per call, and
+            # a run asks it for every table it plans).
+            versions = _log_versions(log)
+            if not versions:
+                raise TableNotFoundError(
+                    f"{table.name}: no Delta table at {table.location} (run the job that builds it)"
+                )
+            return _log_full_history(log, versions[:limit] if limit else versions)
         handle = self._delta_table(table)
         rows = handle.history(limit) if limit else handle.history()
         out = []
@@ -581,6 +712,12 @@ class NativeDeltaStore(DeltaStore):
             raise _translate(exc, table, "ADD COLUMNS") from None
 
     def properties(self, table: TableRef) -> dict[str, str]:
+        metadata = self._metadata(table)
+        if metadata is not None:
+            props = {k: str(v) for k, v in (metadata.get("configuration") or {}).items()}
+            if metadata.get("description"):
+                props["comment"] = metadata["description"]
+            return props
         detail = self._delta_table(table).detail().first()
         props = dict(detail["properties"] or {}) if detail else {}
         if detail and detail["description"]:

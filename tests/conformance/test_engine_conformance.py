@@ -490,3 +490,113 @@ def test_a_three_part_catalog_name_is_created_documented_and_written(spark, nati
         assert store.version(table) == 2
     finally:
         spark.sql(f"DROP SCHEMA IF EXISTS spark_catalog.`{schema_name}` CASCADE")
+
+
+@pytest.mark.native
+def test_native_schema_and_properties_read_from_the_log_are_delta_sparks(
+    spark, native_store_factory, tmp_path
+):
+    """The native engine answers ``schema`` and ``properties`` of a local table from its log (no Spark job):
+    they must be what delta-spark itself reads, at every version, after every kind of metadata change, and for
+    a table removed and created again at the same path (new columns, not the old ones from a cache)."""
+    from pyspark.sql.types import StructField, StructType
+
+    from pipelines.lakehouse import native
+
+    store = native_store_factory()
+    table = TableRef("silver.logged", "path", str(tmp_path / "silver" / "logged"))
+    not_null = StructType([StructField("id", StructType.fromDDL("x long")["x"].dataType, False)])
+    store.create(table, StructType([*not_null.fields, *StructType.fromDDL("name string, part string").fields]),
+                 partition_by=["part"], description="first", properties={"medallion.layer": "silver"})  # fmt: skip
+    store.write(spark.createDataFrame([(1, "a", "x")], "id long, name string, part string"), table, "append")
+    store.set_comments(table, "second", {"name": "the name"})
+    store.add_columns(table, StructType.fromDDL("amount double"))
+    store.set_properties(table, {"medallion.owner": "team"})
+    for _ in range(12):  # past delta-spark's checkpoint interval: the log keeps its commit files
+        store.write(spark.createDataFrame([(2, "b", "y", 2.0)], "id long, name string, part string, amount double"),
+                    table, "append")  # fmt: skip
+
+    def spark_detail(version=None):
+        detail = store._delta_table(table).detail().first()
+        props = dict(detail["properties"] or {})
+        props["comment"] = detail["description"]
+        return props
+
+    latest = store.version(table)
+    for version in range(latest + 1):
+        assert store.schema(table, version) == store.read(table, version).schema, version
+    assert store.schema(table) == store.read(table).schema
+    assert (
+        store.schema(table)["name"].metadata == {"comment": "the name"}
+        and not store.schema(table)["id"].nullable
+    )
+    assert store.properties(table) == spark_detail()
+    assert (
+        store.properties(table)["medallion.owner"] == "team"
+        and store.properties(table)["comment"] == "second"
+    )
+    assert native._log_metadata(str(Path(table.location) / "_delta_log"), latest) is not None  # from the log
+
+    import shutil
+
+    shutil.rmtree(table.location)
+    store.write(spark.createDataFrame([(1, 2)], "other long, columns long"), table, description="again")
+    assert store.schema(table) == store.read(table).schema
+    assert store.schema(table).fieldNames() == ["other", "columns"]
+    assert store.properties(table) == spark_detail() and store.properties(table)["comment"] == "again"
+    # Created again at the very version the cache holds (0): the new table's columns, not the cached ones.
+    single = TableRef("silver.single", "path", str(tmp_path / "silver" / "single"))
+    store.write(spark.createDataFrame([(1,)], "first long"), single)
+    assert store.schema(single).fieldNames() == ["first"]
+    shutil.rmtree(single.location)
+    store.write(spark.createDataFrame([(1,)], "second long"), single)
+    assert store.schema(single).fieldNames() == ["second"] == store.read(single).columns
+
+
+@pytest.mark.native
+def test_native_history_read_from_the_log_is_delta_sparks(spark, native_store_factory, tmp_path):
+    """``history`` of a local native table comes from its commit files: every field the product reads must be
+    what delta-spark's own DESCRIBE HISTORY gives, for every kind of commit, with and without a limit."""
+    from pipelines.lakehouse.base import USER_METADATA, parse_custom
+    from pipelines.lakehouse.native import NativeDeltaStore
+
+    store = native_store_factory()
+    table = TableRef("silver.historied", "path", str(tmp_path / "silver" / "historied"))
+    store.write(frame(spark, FIRST), table, partition_by=["part"], description="people",
+                commit_info={"medallion.run_id": "r1"})  # fmt: skip
+    store.write(frame(spark, [(4, "d", 4.0, "z")]), table, "append", commit_info={"medallion.run_id": "r2"})
+    store.merge(frame(spark, [(1, "a2", 1.5, "x"), (5, "e", 5.0, "y")]), table, MergeSpec(keys=["id"]))
+    store.delete(table, "id = 2")
+    store.update(table, {"amount": "amount * 2"}, "id = 3")
+    store.set_properties(table, {"medallion.owner": "team"})
+    store.write(frame(spark, [(6, "f", 6.0, "x")]), table, "overwrite", replace_where="part = 'x'")
+
+    def from_spark(limit=None):
+        handle = store._delta_table(table)
+        out = []
+        for row in (handle.history(limit) if limit else handle.history()).collect():
+            out.append((int(row["version"]), row["operation"], dict(row["operationParameters"] or {}),
+                        dict(row["operationMetrics"] or {}), row["engineInfo"], row["userMetadata"],
+                        round(row["timestamp"].timestamp() * 1000)))  # fmt: skip
+        return out
+
+    def from_log(limit=None):
+        out = []
+        for c in NativeDeltaStore.history(store, table, limit):
+            out.append((c["version"], c["operation"], c["operationParameters"], c["operationMetrics"],
+                        c["engineInfo"], c["custom"], c["timestamp"]))  # fmt: skip
+        return out
+
+    spark_full = from_spark()
+    assert [e[0] for e in spark_full] == list(range(store.version(table), -1, -1))
+    log_full = from_log()
+    assert [e[:5] for e in log_full] == [e[:5] for e in spark_full]
+    assert [e[5] for e in log_full] == [
+        parse_custom({USER_METADATA: e[5]} if e[5] else {}) for e in spark_full
+    ]
+    assert [e[:5] for e in from_log(2)] == [e[:5] for e in from_spark(2)]
+    customs = [c["custom"].get("medallion.run_id") for c in store.history(table)]
+    assert customs[-3:] == ["r2", "r1", None]  # the append, the data commit, the CREATE
+    # Commit times as delta-spark gives them (TIMESTAMP AS OF picks versions by them).
+    assert [e[6] for e in log_full] == [e[6] for e in spark_full]
+    assert all(isinstance(e[6], int) for e in log_full)
