@@ -84,29 +84,6 @@ def _log_versions(log: str) -> list[int]:
     return sorted((int(m.group(1)) for n in names if (m := _COMMIT_FILE.match(n))), reverse=True)
 
 
-def _log_commit(log: str, version: int) -> dict[str, Any] | None:
-    """A commit's ``commitInfo`` as :meth:`NativeDeltaStore.history` gives the fields a write's own result
-    needs (version, operation, metrics, custom metadata), read from its commit file."""
-    try:
-        with open(os.path.join(log, f"{version:020d}.json"), encoding="utf-8") as handle:
-            for line in handle:
-                action = json.loads(line) if line.strip() else {}
-                info = action.get("commitInfo")
-                if info is not None:
-                    metadata = info.get("userMetadata")
-                    return {
-                        "version": version,
-                        "operation": info.get("operation"),
-                        "operationMetrics": {
-                            k: str(v) for k, v in (info.get("operationMetrics") or {}).items()
-                        },
-                        "custom": parse_custom({USER_METADATA: metadata} if metadata else {}),
-                    }
-    except FileNotFoundError:  # cleaned up by log retention
-        return None
-    return None
-
-
 def _log_full_history(log: str, versions: Sequence[int]) -> list[dict[str, Any]]:
     """:meth:`NativeDeltaStore.history`'s entries for ``versions`` (newest first), read from the commit files;
     a version whose file log cleanup removed is left out, as delta-spark leaves it out."""
@@ -408,11 +385,7 @@ class NativeDeltaStore(DeltaStore):
                 self.spark.conf.set(USER_METADATA_CONF, previous)
 
     def _own_result(self, table: TableRef, operation: str, write_id: str, before: int | None) -> WriteResult:
-        log = _local_log(table)
-        if log is not None:
-            commit = find_commit(lambda limit: self._log_history(log, limit), write_id)
-        else:
-            commit = find_commit(lambda limit: self.history(table, limit), write_id)
+        commit = find_commit(lambda limit: self.history(table, limit), write_id)
         if commit is None:
             # delta-spark commits nothing for a DELETE/UPDATE/MERGE that changes no file.
             return WriteResult(
@@ -438,12 +411,6 @@ class NativeDeltaStore(DeltaStore):
             files_removed=as_int("numTargetFilesRemoved", "numRemovedFiles"),
             metrics=metrics,
         )
-
-    @staticmethod
-    def _log_history(log: str, limit: int | None) -> list[dict[str, Any]]:
-        versions = _log_versions(log)
-        commits = (_log_commit(log, v) for v in (versions[:limit] if limit else versions))
-        return [c for c in commits if c is not None]
 
     # ---- create and write -----------------------------------------------------------------------------
     def create(
