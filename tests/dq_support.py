@@ -83,3 +83,14 @@ def with_arrival_time(**inputs: Any) -> Any:
 
     (df,) = inputs.values()
     return df.withColumn("__arrived_at", F.current_timestamp())
+
+
+def results(lh: Lakehouse, run_id: str) -> dict[str, Any]:
+    return {
+        r["check_name"]: r
+        for r in lh.read(lh.settings.system_table("dq_results")).where(f"run_id = '{run_id}'").collect()
+    }
+
+
+def ids(lh: Lakehouse, name: str = "silver.items") -> list[int]:
+    return sorted(r["id"] for r in lh.read(name).collect())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from dq_support import ROWS, TRANSFORM_ROWS, check, with_table
+from dq_support import ROWS, check, ids, results, with_table
 
 from pipelines.config import ExpectationConf
 from pipelines.errors import ConfigError, DataQualityError
@@ -15,17 +14,6 @@ from pipelines.runner import run_table
 from pipelines.system import quarantine_name
 
 pytestmark = pytest.mark.fast
-
-
-def results(lh: Lakehouse, run_id: str) -> dict[str, Any]:
-    return {
-        r["check_name"]: r
-        for r in lh.read(lh.settings.system_table("dq_results")).where(f"run_id = '{run_id}'").collect()
-    }
-
-
-def ids(lh: Lakehouse, name: str = "silver.items") -> list[int]:
-    return sorted(r["id"] for r in lh.read(name).collect())
 
 
 def test_each_row_check_type_counts_the_right_rows(lakehouse: Lakehouse) -> None:
@@ -136,58 +124,6 @@ def test_dataset_checks_unique_rowcount_drift_freshness(lakehouse: Lakehouse) ->
     lh.write(lh.read("bronze.items").limit(2), "bronze.items", "overwrite")
     run_table(lh, "silver.items", "run-d2", full_refresh=True)
     assert results(lh, "run-d2")["drift"]["passed"] is False
-
-
-@pytest.mark.parametrize("engine", ["offline", "native"])
-@pytest.mark.parametrize("judged", ["in the write pass", "before the write"])
-def test_dataset_checks_and_the_write_compute_the_batch_once(
-    engine: str,
-    judged: str,
-    lakehouse: Lakehouse,
-    native_store_factory: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The transform (here a counting UDF) runs once per row, not once for the dataset checks and again for
-    the write. A unique check (and warn-level counts) are judged in the write pass itself, nothing kept; a
-    fail-level row_count must be judged before anything is committed: then the batch is kept for the write
-    and released once the step is done."""
-    import dataclasses
-
-    lh = lakehouse if engine == "offline" else Lakehouse(lakehouse.settings, native_store_factory())
-    checks = [check("id_unique", "unique", columns=("id",)), check("c1", "not_null", column="code")]
-    if judged == "before the write":
-        checks.append(check("some_rows", "row_count", min=1, action="fail"))
-    lh = with_table(lh, *checks)
-    tables = dict(lh.settings.tables)
-    tables["silver.items"] = dataclasses.replace(
-        tables["silver.items"], transform="dq_support:counted_identity"
-    )
-    lh = Lakehouse(dataclasses.replace(lh.settings, tables=tables), lh.store)
-    from pyspark import StorageLevel
-
-    from pipelines.dq.engine import TableChecks
-
-    levels: list[StorageLevel] = []
-    release = TableChecks.release
-
-    def recording_release(self: TableChecks) -> None:
-        assert self._batch is not None
-        levels.append(self._batch.storageLevel)
-        release(self)
-        levels.append(self._batch.storageLevel)
-
-    monkeypatch.setattr(TableChecks, "release", recording_release)
-    run_table(lh, "silver.items", "run-once")
-    assert TRANSFORM_ROWS["accumulator"].value == len(ROWS)
-    assert ids(lh) == [1, 2, 3, 4, 5]
-    got = results(lh, "run-once")
-    assert got["id_unique"]["passed"] is True and got["id_unique"]["rows_checked"] == len(ROWS)
-    assert got["c1"]["rows_failed"] == 1
-    if judged == "before the write":
-        assert got["some_rows"]["passed"] is True
-        assert levels[0].useMemory and levels[1] == StorageLevel.NONE
-    else:
-        assert levels == [StorageLevel.NONE, StorageLevel.NONE]
 
 
 def test_dataset_checks_judged_in_the_write_pass_count_like_the_aggregate(lakehouse: Lakehouse) -> None:
