@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import (
@@ -107,8 +108,9 @@ def _log_full_history(log: str, versions: Sequence[int]) -> list[dict[str, Any]]
         out.append(
             {
                 "version": version,
-                # delta-spark's: the in-commit timestamp where the table has them, else the commit file's time
-                "timestamp": int(info.get("inCommitTimestamp") or modified),
+                # the commit file's time, as delta-spark gives it (a table with in-commit timestamps is read
+                # through delta-spark: it takes them only from the version that enabled them)
+                "timestamp": modified,
                 "operation": info.get("operation"),
                 "operationParameters": {
                     k: v if isinstance(v, str) else json.dumps(v)
@@ -120,61 +122,141 @@ def _log_full_history(log: str, versions: Sequence[int]) -> list[dict[str, Any]]
             }
         )
     # delta-spark makes file times increase with the version (a clock step back gives version v the time of
-    # v-1 plus 1 ms)
+    # the version before it plus 1 ms), across versions it left out too
     for newer, older in zip(reversed(out[:-1]), reversed(out[1:]), strict=True):
-        if newer["version"] == older["version"] + 1 and newer["timestamp"] <= older["timestamp"]:
+        if newer["timestamp"] <= older["timestamp"]:
             newer["timestamp"] = older["timestamp"] + 1
     return out
 
 
-# The newest metaData action seen per local log: (the table's first commit file, as os.stat identifies it; the
-# version the action is current at; the action). Commit files never change once written, so a later call reads
-# only the commits after that version; a table removed and created again at the same path has a new first
-# commit file, and is read afresh.
-_METADATA_SEEN: dict[str, tuple[tuple[int, int, int], int, dict[str, Any]]] = {}
+# Table features whose tables delta-spark reads as plainly as their commit files say (schema, configuration,
+# commit times). Any other feature (in-commit timestamps, type widening, catalog-managed or coordinated commits,
+# collations, one this code does not know) sends the question to delta-spark.
+_PLAIN_FEATURES = frozenset(
+    {
+        "appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns",
+        "allowColumnDefaults", "columnMapping", "identityColumns", "deletionVectors", "rowTracking",
+        "timestampNtz", "domainMetadata", "v2Checkpoint", "vacuumProtocolCheck", "variantType",
+        "variantType-preview", "clustering",
+    }
+)  # fmt: skip
+# Field metadata delta-spark keeps to itself or acts on (column defaults): read such a schema through it.
+_INTERNAL_FIELD_KEYS = ("delta.", "__", "CURRENT_DEFAULT", "EXISTS_DEFAULT")
+# Commits a catalog or commit coordinator holds before they are published as commit files.
+_UNPUBLISHED = ("_staged_commits", "_commits")
 
 
-def _first_commit_id(log: str) -> tuple[int, int, int] | None:
+@dataclass(frozen=True)
+class _LogState:
+    """What a walk back through a log found: the newest metaData and protocol actions as of ``version``."""
+
+    first: tuple[int, ...]  # the table's first commit file, as os.stat identifies it
+    version: int
+    metadata: dict[str, Any]
+    protocol: dict[str, Any]
+
+
+# The newest actions seen per local log. Commit files never change once written, so a later call reads only the
+# commits after that version; a table removed and created again at the same path has a new first commit file
+# (another inode, device or change time), and is read afresh.
+_METADATA_SEEN: dict[str, _LogState] = {}
+
+
+def _first_commit_id(log: str) -> tuple[int, ...] | None:
     try:
         st = os.stat(os.path.join(log, f"{0:020d}.json"))
     except FileNotFoundError:
         return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
-def _log_metadata(log: str, version: int) -> dict[str, Any] | None:
-    """The table's ``metaData`` action as of ``version`` (its schema, description, configuration), read from the
-    commit files; None when a commit file it needs is gone (log cleanup after a checkpoint) or the table uses a
-    feature whose schema delta-spark reads differently (column mapping, internal column metadata): the caller
-    then asks delta-spark."""
+def _internal_schema(data_type: Any) -> bool:
+    """True when a schema (JSON form) holds, at any depth, a void column or field metadata of delta-spark's own
+    (column mapping, type changes, identity, generation, defaults): delta-spark's read schema differs there."""
+    if data_type == "void":
+        return True
+    if not isinstance(data_type, dict):
+        return False
+    kind = data_type.get("type")
+    if kind == "struct":
+        return any(
+            any(str(k).startswith(_INTERNAL_FIELD_KEYS) for k in (f.get("metadata") or {}))
+            or _internal_schema(f.get("type"))
+            for f in data_type.get("fields", [])
+        )
+    if kind == "array":
+        return _internal_schema(data_type.get("elementType"))
+    if kind == "map":
+        return _internal_schema(data_type.get("keyType")) or _internal_schema(data_type.get("valueType"))
+    return False
+
+
+def _plain_protocol(protocol: Mapping[str, Any]) -> bool:
+    """True when delta-spark reads a table of this protocol exactly as its commit files say."""
+    features = {*protocol.get("readerFeatures", ()), *protocol.get("writerFeatures", ())}
+    if int(protocol.get("minReaderVersion", 1)) == 2:
+        return False  # reader version 2 is column mapping
+    return features <= _PLAIN_FEATURES
+
+
+def _unpublished_commits(log: str) -> bool:
+    for name in _UNPUBLISHED:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if os.listdir(os.path.join(log, name)):
+                return True
+    return False
+
+
+def _log_state(log: str, version: int) -> _LogState | None:
+    """The newest metaData and protocol actions as of ``version``, read from the commit files; None when a
+    commit file the walk needs is gone (log cleanup after a checkpoint)."""
     first = _first_commit_id(log)
     if first is None:
         return None
     seen = _METADATA_SEEN.get(log)
-    if seen is not None and (seen[0] != first or seen[1] > version):
+    if seen is not None and (seen.first != first or seen.version > version):
         seen = None
-    found: dict[str, Any] | None = None
-    for v in range(version, -1 if seen is None else seen[1], -1):
+    metadata: dict[str, Any] | None = None
+    protocol: dict[str, Any] | None = None
+    for v in range(version, -1 if seen is None else seen.version, -1):
         try:
             with open(os.path.join(log, f"{v:020d}.json"), encoding="utf-8") as handle:
                 for line in handle:
-                    if '"metaData"' in line:
-                        found = json.loads(line).get("metaData", found)
+                    if metadata is None and '"metaData"' in line:
+                        metadata = json.loads(line).get("metaData")
+                    if protocol is None and '"protocol"' in line:
+                        protocol = json.loads(line).get("protocol")
         except FileNotFoundError:
             return None
-        if found is not None:
+        if metadata is not None and protocol is not None:
             break
-    if found is None:
-        if seen is None:
-            return None
-        found = seen[2]
+    if seen is not None:
+        metadata = metadata if metadata is not None else seen.metadata
+        protocol = protocol if protocol is not None else seen.protocol
+    if metadata is None or protocol is None:
+        return None
+    state = _LogState(first, version, metadata, protocol)
     previous = _METADATA_SEEN.get(log)
-    if previous is None or previous[0] != first or previous[1] <= version:
-        _METADATA_SEEN[log] = (first, version, found)
+    if previous is None or previous.first != first or previous.version <= version:
+        _METADATA_SEEN[log] = state
+    return state
+
+
+def _log_metadata(log: str, version: int) -> dict[str, Any] | None:
+    """The table's ``metaData`` action as of ``version`` (its schema, description, configuration), read from the
+    commit files; None when a commit file it needs is gone, commits are not all published as files yet, or the
+    table uses a feature delta-spark reads differently from its commit files (column mapping, in-commit
+    timestamps, type widening, internal column metadata, a void column, a feature unknown here): the caller
+    then asks delta-spark."""
+    if _unpublished_commits(log):
+        return None
+    state = _log_state(log, version)
+    if state is None or not _plain_protocol(state.protocol):
+        return None
+    found = state.metadata
     if (found.get("configuration") or {}).get("delta.columnMapping.mode", "none") != "none":
         return None
-    fields = json.loads(found.get("schemaString") or "{}").get("fields", [])
-    if any(k.startswith(("delta.", "__")) for f in fields for k in (f.get("metadata") or {})):
+    if _internal_schema(json.loads(found.get("schemaString") or "{}")):
         return None
     return found
 
@@ -616,7 +698,8 @@ class NativeDeltaStore(DeltaStore):
                 raise TableNotFoundError(
                     f"{table.name}: no Delta table at {table.location} (run the job that builds it)"
                 )
-            return _log_full_history(log, versions[:limit] if limit else versions)
+            if _log_metadata(log, versions[0]) is not None:
+                return _log_full_history(log, versions[:limit] if limit else versions)
         handle = self._delta_table(table)
         rows = handle.history(limit) if limit else handle.history()
         out = []

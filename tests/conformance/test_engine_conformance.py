@@ -600,3 +600,81 @@ def test_native_history_read_from_the_log_is_delta_sparks(spark, native_store_fa
     # Commit times as delta-spark gives them (TIMESTAMP AS OF picks versions by them).
     assert [e[6] for e in log_full] == [e[6] for e in spark_full]
     assert all(isinstance(e[6], int) for e in log_full)
+
+
+@pytest.mark.native
+def test_native_log_reads_defer_to_delta_spark_where_it_reads_differently(
+    spark, native_store_factory, tmp_path
+):
+    """A nested column widened by type widening carries ``delta.typeChanges`` metadata that delta-spark hides,
+    and a table whose in-commit timestamps were switched on and off again has commit times delta-spark takes
+    from the files: the native engine's schema and history must still be delta-spark's."""
+    from pipelines.lakehouse import native
+
+    store = native_store_factory()
+    widened = TableRef("silver.widened", "path", str(tmp_path / "silver" / "widened"))
+    store.write(spark.sql("SELECT 1 AS id, named_struct('a', CAST(1 AS INT)) AS s"), widened,
+                properties={"delta.enableTypeWidening": "true"})  # fmt: skip
+    spark.sql(f"ALTER TABLE delta.`{widened.location}` ALTER COLUMN s.a TYPE BIGINT")
+    assert store.schema(widened) == store.read(widened).schema
+    assert store.schema(widened)["s"].dataType["a"].dataType.simpleString() == "bigint"
+
+    stamped = TableRef("silver.stamped", "path", str(tmp_path / "silver" / "stamped"))
+    store.write(spark.createDataFrame([(1,)], "id long"), stamped)
+    store.set_properties(stamped, {"delta.enableInCommitTimestamps": "true"})
+    for i in range(2):
+        store.write(spark.createDataFrame([(i,)], "id long"), stamped, "append")
+    store.set_properties(stamped, {"delta.enableInCommitTimestamps": "false"})
+    log = str(Path(stamped.location) / "_delta_log")
+    assert any('"inCommitTimestamp"' in p.read_text() for p in Path(log).glob("*.json"))
+    spark_times = [
+        (int(r["version"]), round(r["timestamp"].timestamp() * 1000))
+        for r in store._delta_table(stamped).history().collect()
+    ]
+    assert [(c["version"], c["timestamp"]) for c in store.history(stamped)] == spark_times
+    assert native._log_metadata(log, store.version(stamped)) is None  # asked delta-spark, not the files
+
+
+@pytest.mark.fast
+def test_log_reads_recognise_what_delta_spark_reads_differently(tmp_path):
+    """The checks that send a local table's metadata questions to delta-spark: internal field metadata or a
+    void column at any depth, a protocol feature outside the plain ones, commits not yet published as files."""
+    from pipelines.lakehouse import native
+
+    def struct(*fields):
+        return {"type": "struct", "fields": list(fields)}
+
+    def field(name, type_, **metadata):
+        return {"name": name, "type": type_, "nullable": True, "metadata": metadata}
+
+    plain = struct(field("id", "long", comment="the key"), field("s", struct(field("a", "integer"))))
+    assert not native._internal_schema(plain)
+    nested = struct(field("s", struct(field("a", "long", **{"delta.typeChanges": []}))))
+    in_array = struct(field("xs", {"type": "array", "elementType": struct(field("v", "void"))}))
+    in_map = struct(field("m", {"type": "map", "keyType": "string",
+                                "valueType": struct(field("d", "long", CURRENT_DEFAULT="1"))}))  # fmt: skip
+    assert (
+        native._internal_schema(nested)
+        and native._internal_schema(in_array)
+        and native._internal_schema(in_map)
+    )
+
+    assert native._plain_protocol({"minReaderVersion": 1, "minWriterVersion": 2})
+    assert native._plain_protocol({"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["timestampNtz"],
+                                   "writerFeatures": ["timestampNtz", "invariants", "appendOnly"]})  # fmt: skip
+    for feature in (
+        "inCommitTimestamp",
+        "typeWidening",
+        "catalogManaged",
+        "coordinatedCommits-preview",
+        "new",
+    ):
+        assert not native._plain_protocol({"minReaderVersion": 3, "minWriterVersion": 7,
+                                           "readerFeatures": [], "writerFeatures": [feature]}), feature  # fmt: skip
+    assert not native._plain_protocol({"minReaderVersion": 2, "minWriterVersion": 5})
+
+    log = tmp_path / "_delta_log"
+    (log / "_staged_commits").mkdir(parents=True)
+    assert not native._unpublished_commits(str(log))
+    (log / "_staged_commits" / f"{1:020d}.uuid.json").write_text("{}")
+    assert native._unpublished_commits(str(log))
