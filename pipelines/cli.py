@@ -17,7 +17,9 @@ full trace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,7 +29,7 @@ from typing import Any
 
 from pipelines import __version__
 from pipelines.config import Settings, load_settings
-from pipelines.errors import InvalidPipelineError, MedallionError, UsageError
+from pipelines.errors import InvalidPipelineError, MedallionError, Terminated, UsageError
 
 EPILOG = """\
 environment variables:
@@ -627,6 +629,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    previous = _terminate_as_interrupt()
     try:
         settings = load_settings(args.env)
         func = getattr(args, "func", None) or COMMANDS[args.command]
@@ -645,6 +648,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr, flush=True)
+        return 143
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         return 130
@@ -658,6 +664,28 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, after what Ctrl-C does
+    first (pyspark's handler cancels the running Spark jobs), so that every ``finally`` and interrupt path
+    runs: Python's default for SIGTERM is to die on the spot. Returns the handler it replaced (None off the
+    main thread, where no handler can be installed)."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        interrupt = signal.getsignal(signal.SIGINT)
+        if callable(interrupt) and interrupt is not signal.default_int_handler:
+            with contextlib.suppress(KeyboardInterrupt):
+                interrupt(signal.SIGINT, frame)
+        raise Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

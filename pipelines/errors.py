@@ -135,3 +135,8 @@ class ClusterRuntimeError(MedallionError):
 
 class JobRunError(MedallionError):
     """A local job run of the bundle failed: a task failed after its retries, or could not be started."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler cancelling the run, ``kill``): handled like Ctrl-C, so that cleanup runs (the
+    steps that finished keep their event rows, child processes and servers are stopped)."""

@@ -2,6 +2,7 @@
 
 ``MEDALLION_CRASH_AT=<point>[@<n>]`` makes the process kill itself with SIGKILL (no cleanup, no ``finally``,
 exactly like ``kill -9`` or a machine losing power) the n-th time (default: the first) it reaches ``<point>``.
+``MEDALLION_CRASH_SIGNAL=TERM`` sends SIGTERM instead (a scheduler cancelling the run: cleanup runs).
 The points sit between the commits of a step, where a crash is hardest on the data:
 
 - ``write.staged``        offline engine: Spark wrote the data files, nothing moved into the table yet
@@ -41,4 +42,5 @@ def crash_point(name: str) -> None:
         return
     _seen[name] += 1
     if _seen[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        how = os.environ.get("MEDALLION_CRASH_SIGNAL", "KILL").upper()
+        os.kill(os.getpid(), signal.SIGTERM if how == "TERM" else signal.SIGKILL)

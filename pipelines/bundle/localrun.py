@@ -236,6 +236,22 @@ def run_tasks(
     return list(results.values())
 
 
+def wait_task(proc: subprocess.Popen[Any], timeout: float | None) -> int | None:
+    """The exit code of a task's process (its own process group), None when it timed out (the group is
+    stopped). A cancelled job run (Ctrl-C, SIGTERM) stops the task's group before it goes: the task runs in
+    its own session, so a terminal's Ctrl-C never reaches it, and it would outlive the run."""
+    from pipelines.ml.servers import stop_group
+
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        return None
+    except BaseException:
+        stop_group(proc)
+        raise
+
+
 def fill_dynamic(value: Any, context: Mapping[str, str], where: str) -> Any:
     """``{{job.run_id}}`` and the other dynamic value references of a task, from ``context``."""
     if isinstance(value, list):
@@ -745,12 +761,8 @@ def _run_job(
             proc = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=platform.task_environment(env), cwd=run_dir, start_new_session=True,
             )  # fmt: skip
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                from pipelines.ml.servers import stop_group
-
-                stop_group(proc)
+            code = wait_task(proc, timeout)
+            if code is None:
                 return Attempt(124, f"timed out after {timeout:.0f} s (see {log})")
         return Attempt(code, "" if code == 0 else f"exit {code}: {_last_error(log)} (see {log})")
 

@@ -98,3 +98,37 @@ def test_the_wheel_launcher_calls_the_entry_point_the_package_metadata_names() -
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "unrecognized arguments: --selct" in bad.stderr
+
+
+def test_a_cancelled_job_run_stops_the_running_tasks_process_group(tmp_path: Any) -> None:
+    """A task runs in its own session (a terminal's Ctrl-C never reaches it): SIGTERM to the job run (a
+    cancel) must stop the task's whole group, not leave it running with its Spark JVM."""
+    import os
+    import signal
+    import time
+
+    driver = (
+        "import subprocess, sys\n"
+        "from pipelines.cli import _terminate_as_interrupt\n"
+        "from pipelines.bundle.localrun import wait_task\n"
+        "_terminate_as_interrupt()\n"
+        "task = subprocess.Popen(['sh', '-c', 'sleep 300 & sleep 300; wait'], start_new_session=True, stdout=subprocess.DEVNULL)\n"
+        "print(task.pid, flush=True)\n"
+        "try:\n"
+        "    wait_task(task, None)\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    print(type(exc).__name__, flush=True)\n"
+        "    sys.exit(143)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stdout is not None
+    group = int(proc.stdout.readline())
+    time.sleep(0.5)
+    os.killpg(group, 0)  # the task's group is running
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert proc.stdout.read().strip() == "Terminated"
+    with pytest.raises(
+        ProcessLookupError
+    ):  # no process of the task's group is left (the background sleep too)
+        os.killpg(group, 0)

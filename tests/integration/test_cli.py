@@ -90,3 +90,29 @@ def test_history_of_missing_table_is_a_clear_error(tmp_path: Path) -> None:
     out = _medallion("history", "bronze.flights", home=tmp_path)
     assert out.returncode == 1
     assert "TableNotFoundError" in out.stderr
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_keeps_the_event_rows_of_the_steps_that_ran(
+    tmp_path: Path,
+) -> None:
+    """A scheduler cancels with SIGTERM. Python's default would die on the spot (no ``finally``, the run's
+    held event rows lost, a child server left running); the run stops as on Ctrl-C instead, exit 143."""
+    from deltalake import DeltaTable
+
+    assert _medallion("land", "--source", "airlines", home=tmp_path).returncode == 0
+    # SIGTERM just after silver.airlines committed (before its quarantine rows and DQ results)
+    env = {"MEDALLION_CRASH_AT": "table.committed@1", "MEDALLION_CRASH_SIGNAL": "TERM"}
+    out = _medallion(
+        "run", "--no-ml", "--select", "bronze.airlines", "--select", "silver.airlines", home=tmp_path, env=env
+    )
+    assert out.returncode == 143, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    events = DeltaTable(str(tmp_path / "lakehouse" / "gold" / "pipeline_events")).to_pyarrow_table()
+    rows = {r["table_name"]: r for r in events.to_pylist()}
+    assert rows["bronze.airlines"]["status"] == "ok" and rows["bronze.airlines"]["rows_written"] == 16
+    # the step that was stopped has no row: the next run's reconcile records its commit
+    assert set(rows) == {"bronze.airlines"}, rows
+    rerun = _medallion("run", "--no-ml", "--no-land", "--select", "silver.airlines", home=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    silver = DeltaTable(str(tmp_path / "lakehouse" / "silver" / "airlines"))
+    assert silver.to_pyarrow_table().num_rows == 16
