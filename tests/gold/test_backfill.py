@@ -17,7 +17,7 @@ from pipelines.errors import UsageError
 from pipelines.lakehouse import Lakehouse
 from pipelines.runner import _load_transform, decide, run_table
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 UTC = dt.UTC
 # A day table and the features (whose trailing windows look back before the range); the month grain is
 # checked on the predicate alone below.
@@ -115,6 +115,7 @@ def test_a_month_backfill_equals_a_full_rebuild_on_that_month_and_is_idempotent(
     assert "checks changed" in (refusal(changed, "gold.route_daily_stats") or "")
 
 
+@pytest.mark.fast
 def test_tables_that_cannot_be_replayed_by_range_are_refused_before_anything_is_written(
     lakehouse: Lakehouse,
 ) -> None:
@@ -130,6 +131,7 @@ def test_tables_that_cannot_be_replayed_by_range_are_refused_before_anything_is_
         run_backfill(lh, list(GOLD), FEB[1], FEB[0], "b2")  # --from after --to
 
 
+@pytest.mark.fast
 def test_a_month_table_replaces_every_month_the_range_overlaps(lakehouse: Lakehouse) -> None:
     monthly = lakehouse.settings.table("gold.carrier_monthly_performance")
     daily = lakehouse.settings.table("gold.route_daily_stats")

@@ -19,7 +19,7 @@ import pytest
 from pipelines.errors import IngestionError
 from pipelines.lakehouse.ingest import ingest, report_unmatched
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 HEADER = "carrier,name\n"
 
@@ -83,6 +83,7 @@ def _ingest(lh: Any, table: str, source_name: str, run_id: str = "r1", **source_
     return ingest(lh, table, conf, source_name, source, run_id)
 
 
+@pytest.mark.fast
 def test_every_bad_csv_file_is_ingested_flagged_or_rejected_alone(landed: Any) -> None:
     lh = landed
     result = _ingest(lh, "bronze.airlines", "airlines")
@@ -127,6 +128,7 @@ def test_every_bad_csv_file_is_ingested_flagged_or_rejected_alone(landed: Any) -
         assert (lh.settings.landing_dir / "airlines" / name).exists()
 
 
+@pytest.mark.fast
 def test_a_rerun_ingests_nothing_and_records_no_rejection_twice(landed: Any) -> None:
     lh = landed
     _ingest(lh, "bronze.airlines", "airlines")
@@ -142,6 +144,7 @@ def test_a_rerun_ingests_nothing_and_records_no_rejection_twice(landed: Any) -> 
     assert fixed.files_new == 1 and fixed.rows_written == 1
 
 
+@pytest.mark.fast
 def test_files_no_source_takes_are_reported_and_recorded(landed: Any) -> None:
     found = {info.name: why for info, why in report_unmatched(landed, "r1")}
     assert sorted(found) == sorted(UNMATCHED)
@@ -152,6 +155,7 @@ def test_files_no_source_takes_are_reported_and_recorded(landed: Any) -> None:
     assert landed.read("bronze.rejected_files").where("table IS NULL").count() == recorded
 
 
+@pytest.mark.fast
 def test_schema_evolution_policies(lakehouse: Any) -> None:
     folder = lakehouse.settings.landing_dir / "airlines"
     _w(folder / "a.csv", HEADER + "AA,American\n")
@@ -168,6 +172,7 @@ def test_schema_evolution_policies(lakehouse: Any) -> None:
     assert rows["AC"]["country"] == "CA" and rows["LH"]["_rescued_data"] is None
 
 
+@pytest.mark.fast
 def test_on_bad_file_fail_stops_the_source_before_anything_is_ingested(lakehouse: Any) -> None:
     folder = lakehouse.settings.landing_dir / "airlines"
     _w(folder / "a.csv", HEADER + "AA,American\n")
@@ -180,6 +185,7 @@ def test_on_bad_file_fail_stops_the_source_before_anything_is_ingested(lakehouse
 WEATHER = {"origin": "EWR", "year": "2013", "month": "1", "day": "1", "hour": "1", "temp": 39.02}
 
 
+@pytest.mark.fast
 def test_json_lines_deliveries(lakehouse: Any) -> None:
     folder = lakehouse.settings.landing_dir / "weather"
     line = json.dumps(WEATHER)
@@ -216,6 +222,7 @@ def test_json_lines_deliveries(lakehouse: Any) -> None:
     assert len(flagged) == 1 and "UTF-8" in flagged[0]["_rescue_reason"]
 
 
+@pytest.mark.fast
 def test_json_keys_no_spark_schema_can_hold_are_rescued_not_lost(lakehouse: Any) -> None:
     """`Origin` beside the declared `origin` (Spark's schema is case-insensitive) and an empty key: the lines
     are parsed into maps instead, and those keys land in _rescued_data."""

@@ -21,7 +21,7 @@ from pipelines.runner import run_table
 
 MANIFEST = "bronze.ingest_manifest"  # as declared in conf/tables/system.yml
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 
 def _expected_month_rows(month: int) -> int:
@@ -57,6 +57,7 @@ def test_ingests_each_file_once_and_picks_up_new_ones(lakehouse) -> None:
     ]
 
 
+@pytest.mark.fast
 def test_bronze_keeps_landed_text_and_metadata(lakehouse) -> None:
     land_sample(lakehouse.settings, months=[1], sources=["flights"])
     run_table(lakehouse, "bronze.flights", "run-meta")
@@ -76,6 +77,7 @@ def test_bronze_keeps_landed_text_and_metadata(lakehouse) -> None:
     assert df.where("dep_time = 'NA'").count() > 0
 
 
+@pytest.mark.fast
 def test_malformed_records_are_kept_with_raw_text_and_reason(lakehouse) -> None:
     landing = lakehouse.settings.landing_dir / "flights"
     landing.mkdir(parents=True)
@@ -90,6 +92,7 @@ def test_malformed_records_are_kept_with_raw_text_and_reason(lakehouse) -> None:
     assert "19 declared columns" in bad[0]._rescue_reason
 
 
+@pytest.mark.fast
 def test_malformed_json_line_is_rescued(lakehouse) -> None:
     landing = lakehouse.settings.landing_dir / "weather"
     landing.mkdir(parents=True)
@@ -103,6 +106,7 @@ def test_malformed_json_line_is_rescued(lakehouse) -> None:
     assert "JSON" in rows["{not json"]._rescue_reason
 
 
+@pytest.mark.fast
 def test_a_file_whose_header_names_no_declared_column_is_rejected_on_its_own(lakehouse) -> None:
     """Not this source's file (or no header): rejected with why, recorded, nothing of it written; the run goes
     on (``on_bad_file: fail`` stops instead: tests/integration/test_bad_deliveries.py)."""
@@ -117,6 +121,7 @@ def test_a_file_whose_header_names_no_declared_column_is_rejected_on_its_own(lak
     assert "names none of the declared columns" in rejected.reason
 
 
+@pytest.mark.fast
 def test_redelivered_file_is_reingested_by_default(lakehouse) -> None:
     land_sample(lakehouse.settings, sources=["airlines"])
     run_table(lakehouse, "bronze.airlines", "run-a")
@@ -131,6 +136,7 @@ def test_redelivered_file_is_reingested_by_default(lakehouse) -> None:
     assert statuses == ["new", "redelivered"]
 
 
+@pytest.mark.fast
 def test_redelivery_policy_skip_and_fail(lakehouse) -> None:
     settings = lakehouse.settings
     land_sample(settings, sources=["airlines"])
@@ -146,6 +152,7 @@ def test_redelivery_policy_skip_and_fail(lakehouse) -> None:
     assert lakehouse.read("bronze.airlines").count() == 16
 
 
+@pytest.mark.fast
 def test_crash_between_bronze_and_manifest_commits_does_not_duplicate(lakehouse) -> None:
     land_sample(lakehouse.settings, sources=["airlines"])
     run_table(lakehouse, "bronze.airlines", "run-a")
@@ -158,6 +165,7 @@ def test_crash_between_bronze_and_manifest_commits_does_not_duplicate(lakehouse)
     assert lakehouse.read("bronze.airlines").count() == 16
 
 
+@pytest.mark.fast
 def test_landing_twice_changes_nothing(lakehouse) -> None:
     first = land_sample(lakehouse.settings, months=[3], sources=["flights", "weather"])
     mtimes = {f.path: os.stat(f.path).st_mtime_ns for f in first}
@@ -170,6 +178,7 @@ def test_landing_twice_changes_nothing(lakehouse) -> None:
     assert len(weather) == first[1].rows
 
 
+@pytest.mark.fast
 def test_a_run_reads_the_manifest_once_and_sees_another_writers_change(lakehouse, monkeypatch) -> None:
     """The manifest is read when its version is not the one the run knows; the run's own appends keep it
     known. A change by another writer (a new version) is read, not missed."""

@@ -15,7 +15,7 @@ import pytest
 from pipelines.errors import RunLockedError
 from pipelines.runlock import run_lock
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 HOLD = """
 import sys, time
@@ -33,6 +33,7 @@ def _hold(state: Path) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.fast
 def test_a_second_run_on_the_same_home_is_refused_and_a_killed_run_leaves_no_lock(tmp_path: Path) -> None:
     state = tmp_path / "state"
     holder = _hold(state)
@@ -58,6 +59,7 @@ def test_a_second_run_on_the_same_home_is_refused_and_a_killed_run_leaves_no_loc
         assert "after-the-crash" in (state / "run.lock").read_text()
 
 
+@pytest.mark.fast
 def test_a_waiting_run_goes_on_when_the_holder_ends(tmp_path: Path) -> None:
     state = tmp_path / "state"
     holder = _hold(state)

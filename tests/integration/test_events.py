@@ -14,7 +14,7 @@ from pipelines.lakehouse import Lakehouse
 from pipelines.landing import land_sample
 from pipelines.runner import run_pipeline, run_table
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 TABLES = ["bronze.airlines", "silver.airlines"]
 
 
@@ -23,6 +23,7 @@ def _events(lh: Lakehouse, run_id: str) -> dict[str, dict]:
     return {r["table_name"]: r.asDict() for r in rows}
 
 
+@pytest.mark.fast
 def test_a_step_whose_event_row_was_lost_is_recovered_and_still_skipped(lakehouse: Lakehouse) -> None:
     land_sample(lakehouse.settings, sources=["airlines"])
     # A run that died after each table's commit, before its event row: run_table writes no event.
@@ -45,6 +46,7 @@ def test_a_step_whose_event_row_was_lost_is_recovered_and_still_skipped(lakehous
     assert log.where("status = 'recovered'").count() == 2 and log.count() == 6
 
 
+@pytest.mark.fast
 def test_a_failed_step_is_logged_with_its_error_and_the_error_propagates(lakehouse: Lakehouse) -> None:
     land_sample(lakehouse.settings, sources=["airlines"])
     conf = lakehouse.settings.tables["silver.airlines"]
@@ -84,6 +86,7 @@ def test_the_event_log_is_a_declared_table_for_history_and_sql(
     ]
 
 
+@pytest.mark.fast
 def test_a_run_writes_its_event_rows_in_one_commit_and_an_interrupt_keeps_the_rows_of_the_steps_that_ran(
     lakehouse: Lakehouse,
 ) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from pipelines.lakehouse import MergeSpec
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 DDL = (
     "id long, name string, amount double, price decimal(18,4), big decimal(38,10), day date, "
@@ -195,6 +195,7 @@ def test_every_commit_kind_reads_identically_in_spark_deltalake_duckdb_polars(
     assert [h["version"] for h in history] == list(range(8, -1, -1))
 
 
+@pytest.mark.fast
 def test_non_null_spark_columns_make_nullable_table_columns_like_delta_spark(spark, lakehouse, rows_of):
     """A non-null Spark column (``range``) is a nullable Delta column, as delta-spark creates it (NOT NULL comes
     only from a declared schema), and the data still reads back exactly in every reader."""
@@ -211,6 +212,7 @@ def test_non_null_spark_columns_make_nullable_table_columns_like_delta_spark(spa
     assert rows_of(duckdb_arrow(str(path))) == (["id", "twice", "ts"], want)
 
 
+@pytest.mark.fast
 def test_table_in_a_folder_with_space_and_non_ascii_reads_and_replaces(spark, settings, tmp_path, rows_of):
     """deltalake percent-encodes the table folder in file_uris()/table_uri: the engine must not use those."""
     from deltalake import DeltaTable
@@ -241,6 +243,7 @@ def test_table_in_a_folder_with_space_and_non_ascii_reads_and_replaces(spark, se
         )
 
 
+@pytest.mark.fast
 def test_file_statistics_bound_the_data(spark, lakehouse):
     """Every file's min/max/nullCount/numRecords in the log is a true bound of its data (readers skip files by them)."""
     import json

@@ -22,7 +22,7 @@ from pipelines.landing import land_sample
 from pipelines.plan import make_plan
 from pipelines.runner import run_pipeline, select_tables
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 _GROUPS = itertools.count()
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,6 +167,7 @@ def test_changed_checks_rebuild_and_an_additive_schema_change_replaces_the_schem
     assert actions["gold.carrier_codes"][0] == actions["gold.carrier_names"][0] == "update"
 
 
+@pytest.mark.fast
 def test_an_invalid_pipeline_lists_every_problem_at_once(demo: Any) -> None:
     lh, module = demo
     settings = lh.settings
@@ -197,6 +198,7 @@ def test_an_invalid_pipeline_lists_every_problem_at_once(demo: Any) -> None:
     ]
 
 
+@pytest.mark.fast
 def test_the_cli_lists_every_configuration_problem_and_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -222,6 +224,7 @@ def test_the_cli_lists_every_configuration_problem_and_exits_2(
     assert not (tmp_path / "home" / "lakehouse").exists()
 
 
+@pytest.mark.fast
 def test_plan_help_says_what_it_compares(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run_cli(["plan", "--help"])

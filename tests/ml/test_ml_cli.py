@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 
 def _medallion(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -22,6 +22,7 @@ def _medallion(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.fast
 def test_help_lists_the_ml_commands(tmp_path: Path) -> None:
     out = _medallion("--help", home=tmp_path)
     for word in ("train", "score", "serve", "ui"):
@@ -30,6 +31,7 @@ def test_help_lists_the_ml_commands(tmp_path: Path) -> None:
     assert train.returncode == 0 and "--search" in train.stdout and "DataQualityGateError" in train.stdout
 
 
+@pytest.mark.fast
 def test_bad_parameter_is_refused_before_spark_or_mlflow(tmp_path: Path) -> None:
     out = _medallion("train", "--param", "n_trees=5", home=tmp_path)
     assert out.returncode == 2 and "ConfigError" in out.stderr and "learning_rate" in out.stderr
@@ -38,6 +40,7 @@ def test_bad_parameter_is_refused_before_spark_or_mlflow(tmp_path: Path) -> None
     assert not (tmp_path / "state").exists() and not (tmp_path / "lakehouse").exists()
 
 
+@pytest.mark.fast
 def test_run_post_step_skips_ml_without_features_and_outside_gold(
     lakehouse: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -51,6 +54,7 @@ def test_run_post_step_skips_ml_without_features_and_outside_gold(
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.fast
 def test_mlproject_train_entry_point_is_a_valid_medallion_command() -> None:
     """`mlflow run . -e train` runs this command (verified end to end by hand: see README); here its
     defaults must parse and be valid estimator parameters."""
@@ -111,6 +115,7 @@ def test_run_post_step_reports_a_degenerate_split_and_ends_the_run_successfully(
     assert not lh.exists(home.settings.ml.predictions_table)
 
 
+@pytest.mark.fast
 def test_run_no_ml_never_trains(lakehouse: Any) -> None:
     """The Databricks layer tasks pass --no-ml: their run must not train and score (the job does, on the ML
     cluster); without it a gold run does."""
@@ -125,6 +130,7 @@ def test_run_no_ml_never_trains(lakehouse: Any) -> None:
     assert not trains_after_run(settings, args, gold)
 
 
+@pytest.mark.fast
 def test_deploy_endpoint_refuses_before_the_first_training(tmp_path: Path) -> None:
     """A fresh registry has no champion: the serving step fails with one line and changes nothing."""
     out = _medallion("deploy-endpoint", "flight-delay", home=tmp_path)

@@ -12,7 +12,7 @@ from dq_support import check, with_table
 from pipelines.dq.report import build_report
 from pipelines.runner import run_table
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 
 def test_report_validates_with_ge_and_renders_offline(lakehouse: Any, tmp_path: Path) -> None:
@@ -53,6 +53,7 @@ def test_report_validates_with_ge_and_renders_offline(lakehouse: Any, tmp_path: 
     assert "amount_range (warn)" in (out / validation.group(1)).read_text()
 
 
+@pytest.mark.fast
 def test_report_refuses_a_folder_holding_a_users_file(lakehouse: Any, tmp_path: Path) -> None:
     """Today's `dq report --out DIR` must not delete DIR's contents: a folder it did not write is left alone."""
     from pipelines.errors import OutputFolderError

@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 
 from pipelines.silver import dimensions, flights, planes, weather
 
-pytestmark = pytest.mark.fast
+# The fast tier is the tests marked fast; the heavier ones here run in the full suite only.
 
 FLIGHT_COLS = flights.SOURCE_COLUMNS
 META_DDL = (
@@ -66,6 +66,7 @@ def airports(spark: Any) -> Any:
     )
 
 
+@pytest.mark.fast
 def test_flight_times_local_and_utc(spark: Any, airports: Any) -> None:
     rows = [
         flight(),
@@ -138,6 +139,7 @@ def test_flight_times_local_and_utc(spark: Any, airports: Any) -> None:
     assert _at(midnight["time_hour"]) == _at("2013-01-02 05:00:00+00:00")
 
 
+@pytest.mark.fast
 def test_untrusted_text_never_crashes_and_is_flagged(spark: Any, airports: Any) -> None:
     rows = [flight(dep_delay="abc", distance="1,400", flight="77"), flight(year="NA", flight="78")]
     out = flights.transform(bronze_rows(spark, FLIGHT_COLS, rows), airports)
@@ -148,6 +150,7 @@ def test_untrusted_text_never_crashes_and_is_flagged(spark: Any, airports: Any) 
     assert got[78]["flight_date"] is None and got[78]["__cast_errors"] == ""
 
 
+@pytest.mark.fast
 def test_latest_delivery_wins_and_null_keys_are_not_collapsed(spark: Any, airports: Any) -> None:
     old = {"_source_modified_at": _ts("2024-01-01 00:00:00"), "_source_file": "file:/l/flights_2013_01.csv"}
     new = {"_source_modified_at": _ts("2024-02-01 00:00:00"), "_source_file": "file:/l/flights_2013_01.csv"}
@@ -165,6 +168,7 @@ def test_latest_delivery_wins_and_null_keys_are_not_collapsed(spark: Any, airpor
     assert sum(1 for r in got if r["carrier"] is None) == 2
 
 
+@pytest.mark.fast
 def test_weather_dst_hour_keeps_both_readings_and_joins_once(spark: Any) -> None:
     cols = weather.SOURCE_COLUMNS
     base = {
@@ -222,6 +226,7 @@ def test_weather_dst_hour_keeps_both_readings_and_joins_once(spark: Any) -> None
     assert sorted((r["flight"], r["temp"]) for r in joined) == [(10, 50.0), (11, 48.9)]
 
 
+@pytest.mark.fast
 def test_dimension_latest_snapshot_per_key(spark: Any) -> None:
     rows = [
         {"carrier": "UA", "name": "United Air Lines Inc.", "_source_file": "file:/l/airlines_2013-01-01.csv"},
@@ -273,6 +278,7 @@ def _history(spark: Any, *snapshots: list[dict[str, Any]]) -> list[tuple[Any, ..
     )  # fmt: skip
 
 
+@pytest.mark.fast
 def test_scd2_in_order_with_change_deletion_and_return(spark: Any) -> None:
     s1 = _snapshot("2013-01-01", [("N1", "55"), ("N2", "100")], "2024-01-01 00:00:00")
     s2 = _snapshot("2013-02-01", [("N1", "55"), ("N2", "120")], "2024-02-01 00:00:00")
@@ -286,6 +292,7 @@ def test_scd2_in_order_with_change_deletion_and_return(spark: Any) -> None:
     ]
 
 
+@pytest.mark.fast
 def test_scd2_late_out_of_order_snapshot_lands_where_it_belongs(spark: Any) -> None:
     s1 = _snapshot("2013-01-01", [("N1", "55")], "2024-01-01 00:00:00")
     s3 = _snapshot("2013-03-01", [("N1", "70")], "2024-02-01 00:00:00")
@@ -316,6 +323,7 @@ def test_scd2_identical_redelivery_changes_nothing(spark: Any) -> None:
     )
 
 
+@pytest.mark.fast
 def test_scd2_schema_is_stable(spark: Any) -> None:
     s1 = _snapshot("2013-01-01", [("N1", "55")], "2024-01-01 00:00:00")
     out = planes.transform(bronze_rows(spark, planes.SOURCE_COLUMNS, s1))
