@@ -15,13 +15,13 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import run_cli
 
 from pipelines.config import Settings, load_settings
 
@@ -232,19 +232,6 @@ def canonical() -> Callable[[Any], Any]:
 
 
 # ---- the slow tier: one full run of the README's first command, shared by every module that needs it ------
-
-
-def run_cli(
-    home: Path, *args: str, timeout: int = 1800, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MEDALLION_HOME": str(home), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
