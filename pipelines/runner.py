@@ -216,24 +216,47 @@ def incomplete_build(lh: Lakehouse, name: str, conf: TableConf) -> LastBuild | N
     """The table's last build when its data-quality results never reached the DQ results table: the run
     died after the table's commit and before its quarantine rows and DQ results were all written (they are
     written after it, since they name the version it made). None: the last build is complete."""
-    from pyspark.sql import functions as F
-
     if not conf.expectations:
         return None
     newest = builds(lh, name, limit=1)
     if not newest:
         return None
-    dq_table = lh.settings.system_table("dq_results")
-    if lh.exists(dq_table):
-        recorded = (
-            lh.read(dq_table)
-            .where((F.col("table_name") == name) & (F.col("table_version") == newest[0].version))
-            .limit(1)
-            .count()
-        )
-        if recorded:
-            return None
+    if (name, newest[0].version) in recorded_checks(lh):
+        return None
     return newest[0]
+
+
+# What a run knows of the DQ results table: the (table, version) pairs it holds results for, as of one of its
+# versions. Kept on the Lakehouse, so the tables of a run ask it once per version of the DQ results table (a
+# no-op run: once in all) instead of once per table; read again whenever that version is not the one known.
+_CHECKS_MEMO = "_recorded_check_pairs"
+
+
+@dataclass(frozen=True)
+class _RecordedChecks:
+    version: int
+    pairs: frozenset[tuple[str, int]]
+
+
+def recorded_checks(lh: Lakehouse) -> frozenset[tuple[str, int]]:
+    """Every (table name, table version) the DQ results table holds a result for, at its current version."""
+    dq_table = lh.settings.system_table("dq_results")
+    version = lh.version(dq_table) if lh.exists(dq_table) else None
+    if version is None:
+        return frozenset()
+    memo: _RecordedChecks | None = getattr(lh, _CHECKS_MEMO, None)
+    if memo is not None and memo.version == version:
+        return memo.pairs
+    pairs = frozenset(
+        (str(r[0]), int(r[1]))
+        for r in lh.read(dq_table, version)
+        .select("table_name", "table_version")
+        .where("table_name IS NOT NULL AND table_version IS NOT NULL")
+        .distinct()
+        .collect()
+    )
+    setattr(lh, _CHECKS_MEMO, _RecordedChecks(version, pairs))
+    return pairs
 
 
 def _redo_incomplete(lh: Lakehouse, name: str, build: LastBuild) -> dict[str, int] | None:
