@@ -370,6 +370,12 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if plan.valid else 2
 
 
+def _starting_spark() -> None:
+    _print("starting Spark ...")
+    if os.environ.get("MEDALLION_TRACE_SPARK_START"):
+        traceback.print_stack(limit=12)
+
+
 def _step_table() -> Any:
     """The function that prints one line per step (the header before the first)."""
     header: list[str] = [
@@ -455,8 +461,7 @@ def _run_locked(
         f"run {run_id}  env={settings.env}  engine={info.engine} ({info.where})  lakehouse={settings.lakehouse_dir}"
     )
     _print(f"engine: {info.engine}, because {info.reason}")
-    _print("starting Spark ...")
-    lh = open_lakehouse(settings)
+    lh = open_lakehouse(settings, lazy=True, on_start=_starting_spark)
     show = _step_table()
     results = run_pipeline(lh, tables, run_id, on_step=show, full_refresh=args.full_refresh)
     written = sum(r.rows_written for r in results)

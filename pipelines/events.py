@@ -183,16 +183,11 @@ class EventLog:
         recorded: set[tuple[str, int]] = set()
         log = lh.settings.system_table(ROLE)
         if lh.exists(log):
-            from pyspark.sql import functions as F
-
-            rows = (
-                lh.read(log)
-                .where(F.col("table_name").isin(list(steps)) & F.col("status").isin("ok", "recovered"))
-                .select("table_name", "table_version")
-                .distinct()
-                .collect()
-            )
-            recorded = {(r[0], int(r[1])) for r in rows if r[1] is not None}
+            recorded = {
+                (r[0], int(r[1]))
+                for r in lh.read_rows(log, ("table_name", "table_version", "status"))
+                if r[0] in steps and r[1] is not None and r[2] in ("ok", "recovered")
+            }
         recovered = []
         for name, commit in steps.items():
             version = int(commit["version"])

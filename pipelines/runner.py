@@ -249,11 +249,8 @@ def recorded_checks(lh: Lakehouse) -> frozenset[tuple[str, int]]:
         return memo.pairs
     pairs = frozenset(
         (str(r[0]), int(r[1]))
-        for r in lh.read(dq_table, version)
-        .select("table_name", "table_version")
-        .where("table_name IS NOT NULL AND table_version IS NOT NULL")
-        .distinct()
-        .collect()
+        for r in lh.read_rows(dq_table, ("table_name", "table_version"), version)
+        if r[0] is not None and r[1] is not None
     )
     setattr(lh, _CHECKS_MEMO, _RecordedChecks(version, pairs))
     return pairs

@@ -7,7 +7,7 @@ picked: native delta-spark, or the offline engine (Spark writes, deltalake commi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +47,20 @@ def resolve(settings: Settings, name: str) -> TableRef:
     return TableRef(name, "path", str(Path(settings.lakehouse_dir) / schema / short))
 
 
-def make_store(spark: SparkSession, engine: str, settings: Settings) -> DeltaStore:
+def make_store(
+    spark: SparkSession | None,
+    engine: str,
+    settings: Settings,
+    start: Callable[[], SparkSession] | None = None,
+) -> DeltaStore:
+    """The engine's store over ``spark``, or over the session ``start`` makes when one is first needed."""
     if engine == "native":
         from pipelines.lakehouse.native import NativeDeltaStore
 
-        return NativeDeltaStore(spark)
+        return NativeDeltaStore(spark, start=start)
     from pipelines.lakehouse.offline import OfflineDeltaStore
 
-    return OfflineDeltaStore(spark, settings.storage.offline)
+    return OfflineDeltaStore(spark, settings.storage.offline, start=start)
 
 
 class Lakehouse:
@@ -63,7 +69,15 @@ class Lakehouse:
     def __init__(self, settings: Settings, store: DeltaStore) -> None:
         self.settings = settings
         self.store = store
-        self.spark = store.spark
+
+    @property
+    def spark(self) -> SparkSession:
+        """The Spark session (started now if this Lakehouse was opened lazily and none runs yet)."""
+        return self.store.spark
+
+    @property
+    def spark_started(self) -> bool:
+        return self.store.spark_started
 
     @property
     def engine(self) -> str:
@@ -117,6 +131,12 @@ class Lakehouse:
             return None
         return self.store.distinct_values(self.ref(name), column, limit)
 
+    def read_rows(
+        self, name: str, columns: Sequence[str], version: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """``columns`` of every row of a small table as tuples (see :meth:`DeltaStore.read_rows`)."""
+        return self.store.read_rows(self.ref(name), columns, version)
+
     def append_rows(
         self, name: str, rows: list[tuple[Any, ...]], ddl: str, commit_info: Mapping[str, Any] | None = None
     ) -> None:
@@ -150,9 +170,26 @@ class Lakehouse:
 
 
 def open_lakehouse(
-    settings: Settings, spark: SparkSession | None = None, engine: str | None = None
+    settings: Settings,
+    spark: SparkSession | None = None,
+    engine: str | None = None,
+    *,
+    lazy: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> Lakehouse:
-    """Session + engine + name resolution in one call (what jobs and the CLI use)."""
+    """Session + engine + name resolution in one call (what jobs and the CLI use).
+
+    ``lazy``: the engine is decided now, the Spark session started only when something first needs it
+    (``on_start`` is called just before): a run with nothing to do reads logs and small tables alone."""
+    if lazy and spark is None:
+        from pipelines.session import decide_engine, get_session
+
+        def start() -> SparkSession:
+            if on_start is not None:
+                on_start()
+            return get_session(settings)[0]
+
+        return Lakehouse(settings, make_store(None, decide_engine(settings).engine, settings, start))
     if spark is None or engine is None:
         from pipelines.session import get_session
 

@@ -265,8 +265,26 @@ class DeltaStore(ABC):
 
     engine: str = "abstract"
 
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
+    def __init__(
+        self, spark: SparkSession | None = None, *, start: Callable[[], SparkSession] | None = None
+    ) -> None:
+        """``spark``: the session; or ``start``, called the first time a session is needed (a run that finds
+        nothing to do, asking only the tables' logs and small system tables, never starts a JVM)."""
+        if spark is None and start is None:
+            raise ValueError("a DeltaStore needs a SparkSession or a way to start one")
+        self._spark = spark
+        self._start = start
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            assert self._start is not None
+            self._spark = self._start()
+        return self._spark
+
+    @property
+    def spark_started(self) -> bool:
+        return self._spark is not None
 
     @abstractmethod
     def exists(self, table: TableRef) -> bool: ...
@@ -356,8 +374,39 @@ class DeltaStore(ABC):
         ddl: str,
         commit_info: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append a few driver-side rows to an existing table (DQ results). Engines may skip Spark."""
+        """Append a few driver-side rows to an existing table (system tables), with no Spark job where the
+        table allows it (:mod:`pipelines.lakehouse.offline.rows`), through Spark otherwise."""
+        if self._small_table_rows(table):
+            from pipelines.lakehouse.offline import rows as small
+
+            try:
+                small.append_rows(table, rows, commit_info)
+                return
+            except small.UnsupportedTableFeatureError:
+                pass  # a feature delta-rs must not write: Spark does (nothing was written)
         self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info)
+
+    def read_rows(
+        self, table: TableRef, columns: Sequence[str], version: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """``columns`` of every row of a small table (system tables), as tuples on the driver; with no Spark
+        job where the table allows it. Values are Python scalars; timestamps are not normalised across the
+        two ways, so ask for names, numbers and text."""
+        if self._small_table_rows(table):
+            from pipelines.lakehouse.offline import rows as small
+
+            try:
+                return small.read_rows(table, columns, version)
+            except small.UnsupportedTableFeatureError:
+                pass
+        frame = self.read(table, version).select(*[f"`{c}`" for c in columns])
+        return [tuple(r) for r in frame.collect()]
+
+    def _small_table_rows(self, table: TableRef) -> bool:
+        """Whether :meth:`read_rows` and :meth:`append_rows` try deltalake before Spark."""
+        from pipelines.lakehouse.offline import rows as small
+
+        return small.served(table)
 
     @abstractmethod
     def history(self, table: TableRef, limit: int | None = None) -> list[dict[str, Any]]:

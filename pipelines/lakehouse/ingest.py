@@ -83,9 +83,9 @@ def _manifest_rows(lh: Lakehouse) -> tuple[tuple[str, str, int, int, int], ...]:
         return memo.rows
     rows = tuple(
         (str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]))
-        for r in lh.read(name, version)
-        .select("table", "file_name", "file_size", "file_modified_ms", "bronze_version")
-        .collect()
+        for r in lh.read_rows(
+            name, ("table", "file_name", "file_size", "file_modified_ms", "bronze_version"), version
+        )
     )
     setattr(lh, _MEMO, _ManifestRows(version, rows))
     return rows
@@ -268,7 +268,7 @@ def _recorded_rejections(lh: Lakehouse) -> set[tuple[str | None, str, int, int]]
     name = rejected_table(lh)
     if not lh.exists(name):
         return set()
-    rows = lh.read(name).select("table", "file_name", "file_size", "file_modified_ms").collect()
+    rows = lh.read_rows(name, ("table", "file_name", "file_size", "file_modified_ms"))
     return {(r[0], r[1], int(r[2]), int(r[3])) for r in rows}
 
 

@@ -28,6 +28,15 @@ def test_full_run_builds_bronze_and_a_rerun_adds_nothing(full_run: tuple[Path, A
     assert second.returncode == 0, second.stderr
     assert "0 rows written" in second.stdout
     assert "ml: train skipped" in second.stdout and "ml: score skipped" in second.stdout
+    # Nothing to do needs no JVM: the logs and the small system tables answer (deltalake), and the run's
+    # event rows are still written, in one commit, readable by every engine.
+    assert "starting Spark" in _first.stdout and "starting Spark" not in second.stdout
+    events = DeltaTable(str(tmp_path / "lakehouse" / "gold" / "pipeline_events"))
+    run_id = second.stdout.split("run ", 1)[1].split()[0]
+    newest = events.history(1)[0]
+    assert run_id in newest["userMetadata"] and newest["operationMetrics"]["num_added_rows"] == 14
+    rows = events.to_pyarrow_table(columns=["run_id", "status"]).to_pylist()
+    assert sorted(r["status"] for r in rows if r["run_id"] == run_id) == ["skipped"] * 14
     for table, rows in EXPECTED.items():
         dt = DeltaTable(str(lakehouse / table))
         assert dt.version() == versions[table] and dt.to_pyarrow_table().num_rows == rows

@@ -186,14 +186,14 @@ def test_a_run_reads_the_manifest_once_and_sees_another_writers_change(lakehouse
 
     land_sample(lakehouse.settings, sources=["airlines", "airports"])
     reads: list[str] = []
-    original = Lakehouse.read
+    original = Lakehouse.read_rows
 
-    def counting(self, name, version=None):
+    def counting(self, name, columns, version=None):
         if name == MANIFEST:
             reads.append(name)
-        return original(self, name, version)
+        return original(self, name, columns, version)
 
-    monkeypatch.setattr(Lakehouse, "read", counting)
+    monkeypatch.setattr(Lakehouse, "read_rows", counting)
     tables = ["bronze.airlines", "bronze.airports"]
     assert [run_table(lakehouse, t, "r1").rows_written for t in tables] == [16, 1458]
     # airlines: no manifest yet; airports: read once (airlines created it); the rerun: nothing read.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import OfflineConf
@@ -21,8 +21,14 @@ class OfflineCore(DeltaStore):
 
     engine = "offline"
 
-    def __init__(self, spark: SparkSession, conf: OfflineConf | None = None) -> None:
-        super().__init__(spark)
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        conf: OfflineConf | None = None,
+        *,
+        start: Callable[[], SparkSession] | None = None,
+    ) -> None:
+        super().__init__(spark, start=start)
         self.conf = conf or OfflineConf()
 
     def _table(self, table: TableRef, version: int | None = None) -> Any:

@@ -430,30 +430,3 @@ class WriteMixin(OfflineCore):
             adds.append(add_action(rel, dest, partition_cols, stats))
         crash_point("write.moved")
         return adds
-
-    def append_rows(
-        self,
-        table: TableRef,
-        rows: list[tuple[Any, ...]],
-        ddl: str,
-        commit_info: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Append driver-side rows with deltalake directly (one small file, one commit, no Spark job)."""
-        import pyarrow as pa
-        from deltalake import write_deltalake
-
-        dtable = self._table(table)
-        check_writable(table, dtable)
-        schema = dtable.schema().to_arrow()
-        arrow_schema = pa.schema(schema) if not isinstance(schema, pa.Schema) else schema
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in arrow_schema]
-        data = pa.table(
-            {f.name: pa.array(list(col), type=f.type) for f, col in zip(arrow_schema, columns, strict=True)},
-            schema=arrow_schema,
-        )
-        write_deltalake(
-            dtable,
-            data,
-            mode="append",
-            commit_properties=_commit_properties(with_write_id(commit_info, new_write_id())),
-        )

@@ -1,0 +1,67 @@
+"""Small tables on the driver with deltalake (delta-rs): read some columns of every row, append a few rows.
+
+The pipeline's system tables (the ingest manifest, DQ results, the event log, rejected files) are read whole
+and appended a few rows at a time by every run. Done through Spark, each is a Spark job; done here, none is,
+so a run with nothing to do never needs a JVM. Both engines use this for local path tables whose Delta
+features the offline engine's gates accept (:mod:`pipelines.lakehouse.offline.features`); anything else (a
+Unity Catalog table, deletion vectors, column mapping, no deltalake installed: a Databricks cluster) goes
+through Spark as before.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipelines.errors import UnsupportedTableFeatureError
+from pipelines.lakehouse.base import TableRef, new_write_id, with_write_id
+from pipelines.lakehouse.offline.features import check_readable, check_writable, open_table
+
+
+def served(table: TableRef) -> bool:
+    """Can this table be read and appended here at all (a local path table, deltalake installed)?"""
+    return table.kind == "path" and importlib.util.find_spec("deltalake") is not None
+
+
+def read_rows(table: TableRef, columns: Sequence[str], version: int | None = None) -> list[tuple[Any, ...]]:
+    """``columns`` of every row at ``version`` (latest: None) as Python values (timestamps as aware UTC
+    datetimes). Raises :class:`UnsupportedTableFeatureError` when a plain read would be wrong."""
+    dtable = open_table(table, version)
+    check_readable(table, dtable)
+    data = dtable.to_pyarrow_table(columns=list(columns))
+    return list(zip(*(data.column(c).to_pylist() for c in columns), strict=True)) if data.num_rows else []
+
+
+def append_rows(
+    table: TableRef, rows: Sequence[tuple[Any, ...]], commit_info: Mapping[str, Any] | None
+) -> None:
+    """Append ``rows`` (in the table's column order) in one commit: one small file, no Spark job. Raises
+    :class:`UnsupportedTableFeatureError` when the table's features forbid this writer."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from pipelines.lakehouse.offline.write import _commit_properties
+
+    dtable = open_table(table)
+    check_writable(table, dtable)
+    schema = dtable.schema().to_arrow()
+    arrow_schema = pa.schema(schema) if not isinstance(schema, pa.Schema) else schema
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in arrow_schema]
+    if len(columns) != len(arrow_schema):
+        raise ValueError(
+            f"{table.name}: rows have {len(columns)} values, the table {len(arrow_schema)} columns"
+        )
+    data = pa.table(
+        {f.name: pa.array(list(col), type=f.type) for f, col in zip(arrow_schema, columns, strict=True)},
+        schema=arrow_schema,
+    )
+    write_deltalake(
+        dtable,
+        data,
+        mode="append",
+        commit_properties=_commit_properties(with_write_id(commit_info, new_write_id())),
+    )
+
+
+__all__ = ["UnsupportedTableFeatureError", "append_rows", "read_rows", "served"]

@@ -1,0 +1,129 @@
+"""Small (system) tables on the driver, and a Lakehouse that starts Spark only when something needs it.
+
+``read_rows`` and ``append_rows`` go through deltalake (no Spark job) for local path tables the offline
+engine's feature gates accept, on both engines, and through Spark otherwise: a table with deletion vectors
+is read by delta-spark (a plain parquet read would return deleted rows) or refused by the offline engine.
+A lazily opened Lakehouse answers the log questions a run with nothing to do asks without a session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.errors import UnsupportedTableFeatureError
+from pipelines.lakehouse import Lakehouse, TableRef, make_store
+
+DDL = "name string, n long, at timestamp"
+FIRST = [("a", 1, dt.datetime(2026, 1, 1, 12, 0, 0))]
+ADDED = [("b", 2, dt.datetime(2026, 1, 2, 8, 30, tzinfo=dt.UTC)), (None, None, None)]
+
+
+@pytest.fixture(
+    params=[pytest.param("offline", marks=pytest.mark.fast), pytest.param("native", marks=pytest.mark.native)]
+)
+def engine(request: Any) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(engine: str, spark: Any, settings: Any, native_store_factory: Any) -> Any:
+    if engine == "offline":
+        from pipelines.lakehouse.offline import OfflineDeltaStore
+
+        return OfflineDeltaStore(spark, settings.storage.offline)
+    return native_store_factory()
+
+
+def _table(tmp_path: Path) -> TableRef:
+    return TableRef("gold.small", "path", str(tmp_path / "gold" / "small"))
+
+
+def test_append_rows_commits_with_deltalake_and_the_engine_reads_every_row(
+    store: Any, spark: Any, tmp_path: Path
+) -> None:
+    table = _table(tmp_path)
+    store.write(spark.createDataFrame(FIRST, DDL), table, "append")
+    store.append_rows(table, ADDED, DDL, {"medallion.run_id": "r-2"})
+
+    newest = store.history(table, limit=1)[0]
+    assert newest["version"] == 1
+    assert str(newest["engineInfo"]).startswith("delta-rs"), newest["engineInfo"]
+    assert newest["custom"]["medallion.run_id"] == "r-2"
+    # The engine's own (Spark) read: the appended timestamp is the same instant, NULLs stay NULL.
+    got = sorted(
+        ((r["name"], r["n"], r["at"]) for r in store.read(table).collect()), key=lambda r: str(r[0])
+    )
+    assert got == [
+        (None, None, None),  # sorted by str(name): "None" < "a"
+        ("a", 1, dt.datetime(2026, 1, 1, 12, 0, 0)),
+        ("b", 2, dt.datetime(2026, 1, 2, 8, 30)),  # the session's time zone is UTC
+    ]
+    assert sorted(store.read_rows(table, ("name", "n")), key=str) == sorted(
+        [("a", 1), ("b", 2), (None, None)], key=str
+    )
+    assert store.read_rows(table, ("n",), version=0) == [(1,)]
+
+
+def test_a_table_with_deletion_vectors_is_never_read_from_its_files_alone(
+    store: Any, engine: str, golden_table: Any
+) -> None:
+    table = TableRef("golden.deletion_vectors", "path", str(golden_table("deletion-vectors")))
+    if engine == "offline":
+        with pytest.raises(UnsupportedTableFeatureError, match="deletion vectors"):
+            store.read_rows(table, ("id",))
+        with pytest.raises(UnsupportedTableFeatureError):
+            store.append_rows(table, [(100, 0)], "id long, p long")
+        return
+    # delta-spark reads it (ids 1, 2, 3 were deleted through deletion vectors) and appends to it.
+    assert sorted(r[0] for r in store.read_rows(table, ("id",))) == [0, *range(4, 20)]
+    before = store.version(table)
+    store.append_rows(table, [(100, 0)], "id long, p long")
+    newest = store.history(table, limit=1)[0]
+    assert newest["version"] == before + 1
+    assert not str(newest["engineInfo"]).startswith("delta-rs")
+    assert sorted(r[0] for r in store.read_rows(table, ("id",))) == [0, *range(4, 20), 100]
+
+
+def test_a_lazy_lakehouse_starts_spark_only_when_rows_are_computed(
+    engine: str, store: Any, spark: Any, settings: Any, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    local = dataclasses.replace(
+        settings, paths=dataclasses.replace(settings.paths, lakehouse=str(tmp_path / "lakehouse"))
+    )
+    eager = Lakehouse(local, store)
+    eager.write(spark.createDataFrame(FIRST, DDL), "gold.small", "append", commit_info={"k": "v"})
+
+    started: list[int] = []
+
+    def start() -> Any:
+        started.append(1)
+        return spark
+
+    lazy = Lakehouse(local, make_store(None, engine, local, start))
+    assert not lazy.spark_started
+    # What a run with nothing to do asks: all from the log and deltalake.
+    assert lazy.exists("gold.small") and lazy.version("gold.small") == 0
+    assert lazy.history("gold.small")[0]["custom"]["k"] == "v"
+    assert [f.name for f in lazy.schema("gold.small").fields] == ["name", "n", "at"]
+    assert lazy.read_rows("gold.small", ("name",)) == [("a",)]
+    lazy.append_rows("gold.small", [("c", 3, None)], DDL)
+    assert lazy.version("gold.small") == 1
+    assert started == [] and not lazy.spark_started
+    # Computing rows needs the session: started once, then kept.
+    assert lazy.read("gold.small").count() == 2
+    assert lazy.read("gold.small").count() == 2
+    assert started == [1] and lazy.spark_started
+
+
+@pytest.mark.fast
+def test_a_store_needs_a_session_or_a_way_to_start_one() -> None:
+    from pipelines.lakehouse.offline import OfflineDeltaStore
+
+    with pytest.raises(ValueError, match="SparkSession"):
+        OfflineDeltaStore()
