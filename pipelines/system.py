@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipelines.lakehouse.base import ddl_columns
+
 if TYPE_CHECKING:
     from pipelines.config import Settings
     from pipelines.lakehouse import Lakehouse
@@ -33,21 +35,7 @@ class Role:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(part.strip().split(" ", 1)[0] for part in _split_ddl(self.ddl))
-
-
-def _split_ddl(ddl: str) -> list[str]:
-    """Top-level comma split of a DDL string (types such as ``array<string>`` hold no commas here)."""
-    parts, depth, current = [], 0, ""
-    for char in ddl:
-        depth += char in "<("
-        depth -= char in ">)"
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [p for p in [*parts, current] if p.strip()]
+        return tuple(ddl_columns(self.ddl))
 
 
 ROLES: dict[str, Role] = {

@@ -137,6 +137,20 @@ def parse_custom(commit_info: Mapping[str, Any], known: Collection[str] = ()) ->
     return out
 
 
+def ddl_columns(ddl: str) -> list[str]:
+    """The column names of a DDL string such as ``"a STRING, b ARRAY<STRING>, c DECIMAL(10, 2)"``."""
+    parts, depth, current = [], 0, ""
+    for char in ddl:
+        depth += char in "<("
+        depth -= char in ">)"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip().split(" ", 1)[0].strip("`") for p in [*parts, current] if p.strip()]
+
+
 def new_write_id() -> str:
     return uuid.uuid4().hex
 
@@ -380,10 +394,10 @@ class DeltaStore(ABC):
             from pipelines.lakehouse.offline import rows as small
 
             try:
-                small.append_rows(table, rows, commit_info)
+                small.append_rows(table, rows, ddl_columns(ddl), commit_info)
                 return
-            except small.UnsupportedTableFeatureError:
-                pass  # a feature delta-rs must not write: Spark does (nothing was written)
+            except (small.UnsupportedTableFeatureError, small.NotServedHere):
+                pass  # Spark writes these (nothing was written): its checks, its errors
         self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info)
 
     def read_rows(

@@ -314,12 +314,32 @@ def _condition(exc: BaseException) -> str:
     return " ".join(parts)
 
 
+def _message(exc: BaseException) -> str:
+    """The line of delta-spark's error that says what went wrong: a py4j error's own first line is only
+    "An error occurred while calling o96.save."; the Java exception's message (or the first line naming an
+    error condition) is the one a user needs."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        with contextlib.suppress(Exception):
+            cause = java
+            while cause.getCause() is not None and not re.search(
+                r"\[[A-Z][A-Z0-9_]+\]", str(cause.getMessage())
+            ):
+                cause = cause.getCause()
+            text = str(cause.getMessage() or "").strip()
+            if text:
+                return text.splitlines()[0][:500]
+    named = [line for line in lines if re.search(r"\[[A-Z][A-Z0-9_]+(?:\.[A-Z0-9_]+)?\]", line)]
+    return (named or lines or [type(exc).__name__])[0][:500]
+
+
 def _translate(exc: BaseException, table: TableRef, what: str) -> BaseException:
     """delta-spark's exception as a MedallionError (or the exception itself when it is no known case)."""
     if isinstance(exc, MedallionError):
         return exc
     condition = _condition(exc)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+    first = _message(exc)
     if any(c in condition for c in _CONCURRENT):
         return ConcurrentCommitError(
             f"{table.name}: another writer committed meanwhile; {what} was not committed: {first}"

@@ -54,9 +54,7 @@ def test_append_rows_commits_with_deltalake_and_the_engine_reads_every_row(
     assert str(newest["engineInfo"]).startswith("delta-rs"), newest["engineInfo"]
     assert newest["custom"]["medallion.run_id"] == "r-2"
     # The engine's own (Spark) read: the appended timestamp is the same instant, NULLs stay NULL.
-    got = sorted(
-        ((r["name"], r["n"], r["at"]) for r in store.read(table).collect()), key=lambda r: str(r[0])
-    )
+    got = sorted(((r["name"], r["n"], r["at"]) for r in store.read(table).collect()), key=lambda r: str(r[0]))
     assert got == [
         (None, None, None),  # sorted by str(name): "None" < "a"
         ("a", 1, dt.datetime(2026, 1, 1, 12, 0, 0)),
@@ -127,3 +125,24 @@ def test_a_store_needs_a_session_or_a_way_to_start_one() -> None:
 
     with pytest.raises(ValueError, match="SparkSession"):
         OfflineDeltaStore()
+
+
+def test_rows_that_need_the_engines_checks_are_written_by_spark(
+    store: Any, engine: str, spark: Any, tmp_path: Path
+) -> None:
+    """A NULL for a NOT NULL column, or rows in another column order, are not written by deltalake: the
+    engine's own write refuses or fits them as it does for every write."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    table = _table(tmp_path)
+    schema = StructType([StructField("name", StringType(), False), StructField("n", LongType(), True)])
+    store.create(table, schema)
+    with pytest.raises(Exception, match="(?i)null") as refused:
+        store.append_rows(table, [(None, 1)], "name string, n long")
+    assert "Traceback" not in str(refused.value)
+    assert store.version(table) == 0
+    # Same columns, other order: written by name through Spark, not by position.
+    store.append_rows(table, [(7, "x")], "n long, name string")
+    assert store.read_rows(table, ("name", "n")) == [("x", 7)]
+    if engine == "native":  # (the offline engine's Spark writes are committed by deltalake too)
+        assert not str(store.history(table, limit=1)[0]["engineInfo"]).startswith("delta-rs")

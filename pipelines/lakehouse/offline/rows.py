@@ -14,14 +14,16 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipelines.errors import UnsupportedTableFeatureError
+from pipelines.errors import StorageError, UnsupportedTableFeatureError
 from pipelines.lakehouse.base import TableRef, new_write_id, with_write_id
 from pipelines.lakehouse.offline.features import check_readable, check_writable, open_table
 
 
 def served(table: TableRef) -> bool:
-    """Can this table be read and appended here at all (a local path table, deltalake installed)?"""
-    return table.kind == "path" and importlib.util.find_spec("deltalake") is not None
+    """Can this table be read and appended here at all (a local folder, deltalake installed)?"""
+    if table.kind != "path" or "://" in table.location or table.location.startswith("dbfs:"):
+        return False
+    return importlib.util.find_spec("deltalake") is not None
 
 
 def read_rows(table: TableRef, columns: Sequence[str], version: int | None = None) -> list[tuple[Any, ...]]:
@@ -33,11 +35,18 @@ def read_rows(table: TableRef, columns: Sequence[str], version: int | None = Non
     return list(zip(*(data.column(c).to_pylist() for c in columns), strict=True)) if data.num_rows else []
 
 
+class NotServedHere(Exception):
+    """These rows are for Spark to write: they do not fit the table as it is (other column names or order, a
+    NULL in a NOT NULL column) or the table has CHECK constraints. Spark's write gives the product's error."""
+
+
 def append_rows(
-    table: TableRef, rows: Sequence[tuple[Any, ...]], commit_info: Mapping[str, Any] | None
+    table: TableRef, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], commit_info: Mapping[str, Any] | None
 ) -> None:
-    """Append ``rows`` (in the table's column order) in one commit: one small file, no Spark job. Raises
-    :class:`UnsupportedTableFeatureError` when the table's features forbid this writer."""
+    """Append ``rows`` (values in the order of ``columns``) in one commit: one small file, no Spark job.
+
+    Raises :class:`UnsupportedTableFeatureError` when the table's features forbid this writer and
+    :class:`NotServedHere` when the rows need Spark's checks; nothing is written then."""
     import pyarrow as pa
     from deltalake import write_deltalake
 
@@ -47,21 +56,30 @@ def append_rows(
     check_writable(table, dtable)
     schema = dtable.schema().to_arrow()
     arrow_schema = pa.schema(schema) if not isinstance(schema, pa.Schema) else schema
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in arrow_schema]
-    if len(columns) != len(arrow_schema):
-        raise ValueError(
-            f"{table.name}: rows have {len(columns)} values, the table {len(arrow_schema)} columns"
-        )
+    if [f.name for f in arrow_schema] != list(columns):
+        raise NotServedHere(f"{table.name}: columns {list(columns)} are not the table's {arrow_schema.names}")
+    if any(k.startswith("delta.constraints.") for k in dtable.metadata().configuration or {}):
+        raise NotServedHere(f"{table.name}: CHECK constraints are enforced by the Spark write")
+    values: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in arrow_schema]
+    if len(values) != len(arrow_schema):
+        raise NotServedHere(f"{table.name}: rows of {len(values)} values for {len(arrow_schema)} columns")
+    for f, col in zip(arrow_schema, values, strict=True):
+        if not f.nullable and any(v is None for v in col):
+            raise NotServedHere(f"{table.name}: NULL in NOT NULL column {f.name}")
     data = pa.table(
-        {f.name: pa.array(list(col), type=f.type) for f, col in zip(arrow_schema, columns, strict=True)},
+        {f.name: pa.array(list(col), type=f.type) for f, col in zip(arrow_schema, values, strict=True)},
         schema=arrow_schema,
     )
-    write_deltalake(
-        dtable,
-        data,
-        mode="append",
-        commit_properties=_commit_properties(with_write_id(commit_info, new_write_id())),
-    )
+    try:
+        write_deltalake(
+            dtable,
+            data,
+            mode="append",
+            commit_properties=_commit_properties(with_write_id(commit_info, new_write_id())),
+        )
+    except Exception as exc:  # deltalake's own errors: name the table, keep the first line
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StorageError(f"{table.name}: appending {len(rows)} row(s) failed: {text}") from exc
 
 
-__all__ = ["UnsupportedTableFeatureError", "append_rows", "read_rows", "served"]
+__all__ = ["NotServedHere", "UnsupportedTableFeatureError", "append_rows", "read_rows", "served"]
