@@ -146,3 +146,27 @@ def test_rows_that_need_the_engines_checks_are_written_by_spark(
     assert store.read_rows(table, ("name", "n")) == [("x", 7)]
     if engine == "native":  # (the offline engine's Spark writes are committed by deltalake too)
         assert not str(store.history(table, limit=1)[0]["engineInfo"]).startswith("delta-rs")
+
+
+@pytest.mark.native
+def test_checkpoints_deltalake_writes_into_a_delta_spark_table_are_read_by_delta_spark(
+    native_store_factory: Any, spark: Any, tmp_path: Path
+) -> None:
+    """deltalake checkpoints a table at its checkpoint interval after its own commits: delta-spark, which made
+    the table, reads the table through that checkpoint (and deltalake through delta-spark's)."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    store = native_store_factory()
+    table = _table(tmp_path)
+    schema = StructType([StructField("name", StringType()), StructField("n", LongType())])
+    store.create(table, schema, properties={"delta.checkpointInterval": "2"})
+    for i in range(5):
+        store.append_rows(table, [(f"r{i}", i)], "name string, n long")
+    log = Path(table.location) / "_delta_log"
+    checkpoints = sorted(p.name for p in log.glob("*.checkpoint*.parquet"))
+    assert checkpoints, sorted(p.name for p in log.iterdir())
+    assert store.version(table) == 5
+    # A fresh delta-spark snapshot (a new path string: no cached log) starts from the newest checkpoint.
+    again = TableRef(table.name, "path", table.location + "/")
+    assert sorted(tuple(r) for r in store.read(again).collect()) == [(f"r{i}", i) for i in range(5)]
+    assert sorted(store.read_rows(table, ("n",))) == [(i,) for i in range(5)]
