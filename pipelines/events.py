@@ -183,9 +183,10 @@ class EventLog:
         recorded: set[tuple[str, int]] = set()
         log = lh.settings.system_table(ROLE)
         if lh.exists(log):
+            wanted = [{"table_name": n, "table_version": int(c["version"])} for n, c in steps.items()]
             recorded = {
                 (r[0], int(r[1]))
-                for r in lh.read_rows(log, ("table_name", "table_version", "status"))
+                for r in lh.read_rows(log, ("table_name", "table_version", "status"), where=wanted)
                 if r[0] in steps and r[1] is not None and r[2] in ("ok", "recovered")
             }
         recovered = []

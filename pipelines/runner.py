@@ -657,8 +657,8 @@ def _check_and_write(
         raise
     crash_point("table.committed")
     outcomes = checks.finish(result.version)
-    if (conf.columns or conf.description) and not documented_by_create:
-        lh.set_comments(name, conf.description, conf.columns or None)
+    if not documented_by_create:  # a commit only where the table's comments differ from the declared ones
+        update_comments(lh, name, conf)
     detail = describe([*outcomes, *checks.dataset_outcomes])
     if checks.quarantined:
         detail += f"; {checks.quarantined:,} quarantined"

@@ -321,20 +321,16 @@ class TableChecks:
         results = self.lh.settings.system_table("dq_results")
         if not self.lh.exists(results):
             return None
-        from pyspark.sql import functions as F
-
-        row = (
-            self.lh.read(results)
-            .where(
-                (F.col("table_name") == self.table_name)
-                & (F.col("check_name") == check.name)
-                & (F.col("run_id") != self.run_id)
+        rows = [
+            r
+            for r in self.lh.read_rows(
+                results,
+                ("run_id", "checked_at", "rows_checked"),
+                where=[{"table_name": self.table_name, "check_name": check.name}],
             )
-            .orderBy(F.col("checked_at").desc())
-            .select("rows_checked")
-            .first()
-        )
-        return None if row is None else int(row[0])
+            if r[0] != self.run_id and r[1] is not None and r[2] is not None
+        ]
+        return None if not rows else int(max(rows, key=lambda r: r[1])[2])  # the latest other run's
 
     def _aggregate_dataset_checks(self, source: DataFrame) -> list[Outcome]:
         """Every dataset check judged by one aggregate over ``source``."""

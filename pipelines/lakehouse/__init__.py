@@ -132,15 +132,19 @@ class Lakehouse:
         return self.store.distinct_values(self.ref(name), column, limit)
 
     def read_rows(
-        self, name: str, columns: Sequence[str], version: int | None = None
+        self,
+        name: str,
+        columns: Sequence[str],
+        version: int | None = None,
+        where: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """``columns`` of every row of a small table as tuples (see :meth:`DeltaStore.read_rows`)."""
-        return self.store.read_rows(self.ref(name), columns, version)
+        """``columns`` of the rows of a small table as tuples (see :meth:`DeltaStore.read_rows`)."""
+        return self.store.read_rows(self.ref(name), columns, version, where)
 
     def append_rows(
         self, name: str, rows: list[tuple[Any, ...]], ddl: str, commit_info: Mapping[str, Any] | None = None
-    ) -> None:
-        self.store.append_rows(self.ref(name), rows, ddl, commit_info)
+    ) -> int:
+        return self.store.append_rows(self.ref(name), rows, ddl, commit_info)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         return self.store.history(self.ref(name), limit)

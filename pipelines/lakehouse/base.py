@@ -370,7 +370,15 @@ class DeltaStore(ABC):
 
     def distinct_values(self, table: TableRef, column: str, limit: int) -> list[Any] | None:
         """Up to ``limit`` distinct non-null values of ``column`` (None when there are more): reference keys
-        for checks. Engines may answer without a Spark job."""
+        for checks. Read with deltalake where the table allows it (no Spark job: reference keys are small),
+        with Spark's DISTINCT otherwise."""
+        if self._small_table_rows(table):
+            from pipelines.lakehouse.offline import rows as small
+
+            try:
+                return small.distinct_values(table, column, limit)
+            except (small.UnsupportedTableFeatureError, small.NotServedHere):
+                pass
         rows = (
             self.read(table)
             .select(column)
@@ -387,33 +395,51 @@ class DeltaStore(ABC):
         rows: list[tuple[Any, ...]],
         ddl: str,
         commit_info: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
         """Append a few driver-side rows to an existing table (system tables), with no Spark job where the
-        table allows it (:mod:`pipelines.lakehouse.offline.rows`), through Spark otherwise."""
+        table allows it (:mod:`pipelines.lakehouse.offline.rows`), through Spark otherwise. Returns the
+        version committed."""
         if self._small_table_rows(table):
             from pipelines.lakehouse.offline import rows as small
 
             try:
-                small.append_rows(table, rows, ddl_columns(ddl), commit_info)
-                return
+                return small.append_rows(table, rows, ddl_columns(ddl), commit_info)
             except (small.UnsupportedTableFeatureError, small.NotServedHere):
                 pass  # Spark writes these (nothing was written): its checks, its errors
-        self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info)
+        return self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info).version
 
     def read_rows(
-        self, table: TableRef, columns: Sequence[str], version: int | None = None
+        self,
+        table: TableRef,
+        columns: Sequence[str],
+        version: int | None = None,
+        where: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[tuple[Any, ...]]:
         """``columns`` of every row of a small table (system tables), as tuples on the driver; with no Spark
-        job where the table allows it. Values are Python scalars; timestamps are not normalised across the
-        two ways, so ask for names, numbers and text."""
+        job where the table allows it. ``where``: only the rows matching one of its mappings (each a set of
+        column = value equalities), e.g. ``[{"table_name": "silver.x", "check_name": "c"}]``. Values are
+        Python scalars; timestamps are not normalised across the two ways, so ask for names, numbers and
+        text (or compare timestamps of one call only)."""
         if self._small_table_rows(table):
             from pipelines.lakehouse.offline import rows as small
 
             try:
-                return small.read_rows(table, columns, version)
+                return small.read_rows(table, columns, version, where)
             except small.UnsupportedTableFeatureError:
                 pass
-        frame = self.read(table, version).select(*[f"`{c}`" for c in columns])
+        if where is not None and not where:
+            return []
+        frame = self.read(table, version)
+        if where is not None:
+            from functools import reduce
+
+            from pyspark.sql import functions as F
+
+            def matches(alt: Mapping[str, Any]) -> Any:
+                return reduce(lambda a, b: a & b, [F.col(f"`{c}`") == F.lit(v) for c, v in alt.items()])
+
+            frame = frame.where(reduce(lambda a, b: a | b, [matches(alt) for alt in where]))
+        frame = frame.select(*[f"`{c}`" for c in columns])
         return [tuple(r) for r in frame.collect()]
 
     def _small_table_rows(self, table: TableRef) -> bool:

@@ -97,11 +97,15 @@ def _write_manifest(lh: Lakehouse, rows: Sequence[tuple[Any, ...]]) -> None:
     name = manifest_table(lh)
     memo: _ManifestRows | None = getattr(lh, _MEMO, None)
     setattr(lh, _MEMO, None)
-    df = lh.spark.createDataFrame(list(rows), ROLES["ingest_manifest"].ddl)
-    result = lh.write(df, name, "append", description=lh.settings.table(name).description)
-    if memo is not None and result.version == memo.version + 1:
+    ddl = ROLES["ingest_manifest"].ddl
+    if lh.exists(name):  # a few rows: deltalake's append where the table allows it (no Spark job)
+        version = lh.append_rows(name, list(rows), ddl)
+    else:
+        df = lh.spark.createDataFrame(list(rows), ddl)
+        version = lh.write(df, name, "append", description=lh.settings.table(name).description).version
+    if memo is not None and version == memo.version + 1:
         added = tuple((str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows)
-        setattr(lh, _MEMO, _ManifestRows(result.version, memo.rows + added))
+        setattr(lh, _MEMO, _ManifestRows(version, memo.rows + added))
 
 
 def reconcile_manifest(lh: Lakehouse, table: str) -> int:

@@ -743,14 +743,13 @@ class NativeDeltaStore(DeltaStore):
     ) -> None:
         """Only what differs is committed (nothing at all when the comments are already there)."""
         name = _sql_name(table)
-        current = self._delta_table(table)
-        if description is not None and (current.detail().first()["description"] or "") != description:
+        if description is not None and self.properties(table).get("comment", "") != description:
             if table.kind == "catalog":
                 self.spark.sql(f"COMMENT ON TABLE {name} IS {_quote(description)}")
             else:
                 self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('comment' = {_quote(description)})")
         if columns:
-            fields = {f.name: f for f in current.toDF().schema.fields}
+            fields = {f.name: f for f in self.schema(table).fields}
             unknown = [c for c in columns if c not in fields]
             if unknown:
                 raise SchemaMismatchError(

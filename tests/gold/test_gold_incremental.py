@@ -59,11 +59,14 @@ def test_new_month_replaces_only_what_it_affects_and_equals_a_full_rebuild(lakeh
     lakehouse.write(
         spark.createDataFrame(feb_w, WEATHER_DDL), "silver.weather", "append", commit_info=commit("r2")
     )
+    before = {name: lakehouse.version(name) for name in GOLD}
     results = {name: run_table(lakehouse, name, "g2") for name in GOLD}
 
     for name in GOLD:
         last = lakehouse.history(name, limit=1)[0]
         assert last["operation"] in ("REPLACE WHERE", "WRITE"), (name, last["operation"])
+        # One commit: the data (the declared comments are there already: no metadata commit).
+        assert lakehouse.version(name) == before[name] + 1 == results[name].version, name
     # Only the affected slices were written: January's untouched route-days were not.
     routes = lakehouse.read("gold.route_daily_stats")
     assert routes.count() == 3 * 41  # JFK-LAX (UA and AA), EWR-ORD, LGA-ORD

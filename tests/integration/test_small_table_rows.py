@@ -170,3 +170,69 @@ def test_checkpoints_deltalake_writes_into_a_delta_spark_table_are_read_by_delta
     again = TableRef(table.name, "path", table.location + "/")
     assert sorted(tuple(r) for r in store.read(again).collect()) == [(f"r{i}", i) for i in range(5)]
     assert sorted(store.read_rows(table, ("n",))) == [(i,) for i in range(5)]
+
+
+def test_append_rows_returns_the_version_it_committed_after_another_writers_commit(
+    store: Any, spark: Any, tmp_path: Path
+) -> None:
+    from deltalake import DeltaTable, write_deltalake
+
+    table = _table(tmp_path)
+    store.write(spark.createDataFrame(FIRST, DDL), table, "append")
+    assert store.append_rows(table, [("b", 2, None)], DDL) == 1
+    other = DeltaTable(table.location)  # another writer commits version 2 in between
+    write_deltalake(other, other.to_pyarrow_table().slice(0, 1), mode="append")
+    assert store.append_rows(table, [("c", 3, None)], DDL) == 3
+    assert store.version(table) == 3
+    # Spark's write (rows in another column order) returns its version too.
+    assert store.append_rows(table, [(4, "d", None)], "n long, name string, at timestamp") == 4
+
+
+def test_read_rows_where_returns_only_matching_rows_on_both_paths(
+    store: Any, engine: str, spark: Any, tmp_path: Path, golden_table: Any
+) -> None:
+    table = _table(tmp_path)
+    rows = [("a", 1, None), ("a", 2, None), ("b", 1, None), ("b", 3, None)]
+    store.write(spark.createDataFrame(rows, DDL), table, "append")
+    store.append_rows(table, [("c", 1, None)], DDL)
+    got = store.read_rows(table, ("name", "n"), where=[{"name": "a", "n": 2}, {"name": "c"}])
+    assert sorted(got) == [("a", 2), ("c", 1)]
+    assert store.read_rows(table, ("n",), where=[{"name": "zz"}]) == []
+    assert store.read_rows(table, ("n",), where=[]) == []
+    assert sorted(store.read_rows(table, ("n",), version=0, where=[{"n": 1}])) == [(1,), (1,)]
+    # A quote in a value is a value, not SQL.
+    assert store.read_rows(table, ("n",), where=[{"name": "a' OR '1'='1"}]) == []
+    if engine == "native":  # deletion vectors: Spark's read, same filter semantics
+        dv = TableRef("golden.deletion_vectors", "path", str(golden_table("deletion-vectors")))
+        assert sorted(store.read_rows(dv, ("id",), where=[{"id": 2}, {"id": 5}])) == [(5,)]
+
+
+def test_distinct_values_of_reference_keys_are_read_without_a_spark_job_where_deltalake_can(
+    engine: str, store: Any, spark: Any, settings: Any, tmp_path: Path, golden_table: Any
+) -> None:
+    """Foreign-key checks ask for the reference table's keys: a local table's string or integer keys come
+    from deltalake (no session needed), other types and tables deltalake must not read from Spark."""
+    import dataclasses
+
+    local = dataclasses.replace(
+        settings, paths=dataclasses.replace(settings.paths, lakehouse=str(tmp_path / "lakehouse"))
+    )
+    rows = [("a", 1, dt.datetime(2026, 1, 1)), ("b", 1, None), ("a", 2, None), (None, 3, None)]
+    Lakehouse(local, store).write(spark.createDataFrame(rows, DDL), "gold.small", "append")
+    started: list[int] = []
+
+    def start() -> Any:
+        started.append(1)
+        return spark
+
+    lazy = Lakehouse(local, make_store(None, engine, local, start))
+    assert sorted(lazy.distinct_values("gold.small", "name", 10) or []) == ["a", "b"]  # NULL is not a key
+    assert sorted(lazy.distinct_values("gold.small", "n", 10) or []) == [1, 2, 3]
+    assert lazy.distinct_values("gold.small", "n", 2) is None  # more than the limit
+    assert started == []
+    if engine == "native":
+        # A timestamp column: Spark's values (naive, session time zone), as the check compares them.
+        assert lazy.distinct_values("gold.small", "at", 10) == [dt.datetime(2026, 1, 1)]
+        assert started == [1]
+        dv = TableRef("golden.deletion_vectors", "path", str(golden_table("deletion-vectors")))
+        assert sorted(store.distinct_values(dv, "id", 100) or []) == [0, *range(4, 20)]

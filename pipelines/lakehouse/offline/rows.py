@@ -26,13 +26,54 @@ def served(table: TableRef) -> bool:
     return importlib.util.find_spec("deltalake") is not None
 
 
-def read_rows(table: TableRef, columns: Sequence[str], version: int | None = None) -> list[tuple[Any, ...]]:
+def read_rows(
+    table: TableRef,
+    columns: Sequence[str],
+    version: int | None = None,
+    where: Sequence[Mapping[str, Any]] | None = None,
+) -> list[tuple[Any, ...]]:
     """``columns`` of every row at ``version`` (latest: None) as Python values (timestamps as aware UTC
-    datetimes). Raises :class:`UnsupportedTableFeatureError` when a plain read would be wrong."""
+    datetimes); with ``where``, only rows matching one of its mappings (column = value for each of its
+    items), files the statistics rule out unread. Raises :class:`UnsupportedTableFeatureError` when a plain
+    read would be wrong."""
     dtable = open_table(table, version)
     check_readable(table, dtable)
-    data = dtable.to_pyarrow_table(columns=list(columns))
+    if where is not None and not where:
+        return []
+    filters = None if where is None else [[(c, "=", v) for c, v in alt.items()] for alt in where]
+    data = dtable.to_pyarrow_table(columns=list(columns), filters=filters)
     return list(zip(*(data.column(c).to_pylist() for c in columns), strict=True)) if data.num_rows else []
+
+
+# distinct_values reads the column whole: beyond this many rows (the log's counts), Spark's DISTINCT does it.
+DISTINCT_MAX_ROWS = 5_000_000
+
+
+def distinct_values(table: TableRef, column: str, limit: int) -> list[Any] | None:
+    """Up to ``limit`` distinct non-null values of a string or integer ``column`` (None: more than ``limit``),
+    read with deltalake. Raises :class:`NotServedHere` for other types (Spark's values are what checks
+    compare with: timestamps and decimals would differ in kind) and tables over :data:`DISTINCT_MAX_ROWS`
+    rows, :class:`UnsupportedTableFeatureError` when a plain read would be wrong."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dtable = open_table(table)
+    check_readable(table, dtable)
+    schema = dtable.schema().to_arrow()
+    arrow_schema = pa.schema(schema) if not isinstance(schema, pa.Schema) else schema
+    if column not in arrow_schema.names:
+        raise NotServedHere(f"{table.name}: no column {column}")  # Spark names the error
+    kind = arrow_schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+            or pa.types.is_integer(kind)):  # fmt: skip
+        raise NotServedHere(f"{table.name}.{column}: {kind} values are compared as Spark reads them")
+    adds = pa.table(dtable.get_add_actions(flatten=True)).to_pydict()
+    counts = adds.get("num_records") or []
+    if any(n is None for n in counts) or sum(counts) > DISTINCT_MAX_ROWS:
+        raise NotServedHere(f"{table.name}: too large (or no row counts) to read on the driver")
+    values = pc.unique(dtable.to_pyarrow_table(columns=[column]).column(column).combine_chunks())
+    values = values.filter(pc.is_valid(values))
+    return None if len(values) > limit else values.to_pylist()
 
 
 class NotServedHere(Exception):
@@ -42,8 +83,9 @@ class NotServedHere(Exception):
 
 def append_rows(
     table: TableRef, rows: Sequence[tuple[Any, ...]], columns: Sequence[str], commit_info: Mapping[str, Any] | None
-) -> None:
+) -> int:
     """Append ``rows`` (values in the order of ``columns``) in one commit: one small file, no Spark job.
+    Returns the version committed (after any other writer's commits it was retried over).
 
     Raises :class:`UnsupportedTableFeatureError` when the table's features forbid this writer and
     :class:`NotServedHere` when the rows need Spark's checks; nothing is written then."""
@@ -80,6 +122,9 @@ def append_rows(
     except Exception as exc:  # deltalake's own errors: name the table, keep the first line
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StorageError(f"{table.name}: appending {len(rows)} row(s) failed: {text}") from exc
+    return int(dtable.version())  # write_deltalake leaves the table at the version it committed
 
 
-__all__ = ["NotServedHere", "UnsupportedTableFeatureError", "append_rows", "read_rows", "served"]
+__all__ = [
+    "NotServedHere", "UnsupportedTableFeatureError", "append_rows", "distinct_values", "read_rows", "served"
+]
