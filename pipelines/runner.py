@@ -21,7 +21,7 @@ from pipelines.faults import crash_point
 from pipelines.fingerprint import KEY as FINGERPRINT_KEY
 from pipelines.fingerprint import Fingerprint, fingerprint, load_transform
 from pipelines.lakehouse import Lakehouse, MergeSpec, WriteResult
-from pipelines.lakehouse.base import NON_DATA_OPERATIONS
+from pipelines.lakehouse.base import NON_DATA_OPERATIONS, with_comments
 from pipelines.outputs import TableOutput
 
 if TYPE_CHECKING:
@@ -643,9 +643,7 @@ def _check_and_write(
     if in_flight:
         to_write = to_write.drop(*in_flight)
     # Column comments travel in the schema, so a new table is created documented in one commit.
-    for column, comment in conf.columns.items():
-        if column in to_write.columns:
-            to_write = to_write.withMetadata(column, {"comment": comment})
+    to_write = with_comments(to_write, conf.columns)
     # A table this write creates gets its description and column comments in its first commit.
     documented_by_create = not lh.exists(name) and all(c in to_write.columns for c in conf.columns)
     try:

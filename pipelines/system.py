@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipelines.lakehouse.base import ddl_columns
+from pipelines.lakehouse.base import ddl_columns, with_comments
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -163,7 +163,6 @@ def append_rows(
         return name
     conf = lh.settings.table(name)
     df = lh.spark.createDataFrame(rows, ddl)
-    for column, comment in conf.columns.items():  # documented from the first commit
-        df = df.withMetadata(column, {"comment": comment})
+    df = with_comments(df, conf.columns)  # documented from the first commit
     lh.write(df, name, "append", description=conf.description, commit_info=commit_info)
     return name

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.dq.spec import CHECK_TYPES, check_columns
 from pipelines.errors import ConfigError, DataQualityError
 from pipelines.faults import crash_point
+from pipelines.lakehouse.base import with_comments
 from pipelines.system import quarantine_name
 
 if TYPE_CHECKING:
@@ -551,8 +552,7 @@ class TableChecks:
             source.alias("source_record"),
         )
         template = self.lh.settings.quarantine
-        for column, comment in template.columns.items():  # documented from the first commit
-            out = out.withMetadata(column, {"comment": comment})
+        out = with_comments(out, template.columns)  # documented from the first commit
         self.lh.write(
             out,
             quarantine_name(self.table_name),

@@ -216,6 +216,23 @@ def conform(df: DataFrame, schema: StructType, name: str) -> DataFrame:
     return df.select(*[f"`{c}`" for c in expected])
 
 
+def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
+    """``df`` with ``comments`` as its columns' comment metadata (columns it lacks are ignored), in one
+    projection: a ``withMetadata`` per column re-analyses the whole plan each time (a second a table)."""
+    from pyspark.sql import functions as F
+
+    wanted = {c: text for c, text in comments.items() if c in df.columns}
+    if not wanted:
+        return df
+    quoted = {c: "`" + c.replace("`", "``") + "`" for c in df.columns}
+    return df.select(
+        *[
+            F.col(quoted[c]).alias(c, metadata={"comment": wanted[c]}) if c in wanted else F.col(quoted[c])
+            for c in df.columns
+        ]
+    )
+
+
 def merge_predicate(spec: MergeSpec) -> str:
     return " AND ".join(f"t.`{k}` = s.`{k}`" for k in spec.keys)
 
@@ -406,7 +423,9 @@ class DeltaStore(ABC):
                 return small.append_rows(table, rows, ddl_columns(ddl), commit_info)
             except (small.UnsupportedTableFeatureError, small.NotServedHere):
                 pass  # Spark writes these (nothing was written): its checks, its errors
-        return self.write(self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info).version
+        return self.write(
+            self.spark.createDataFrame(rows, ddl), table, "append", commit_info=commit_info
+        ).version
 
     def read_rows(
         self,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pipelines.config import Settings
 from pipelines.errors import ModelError
 from pipelines.lakehouse import MergeSpec
+from pipelines.lakehouse.base import with_comments
 from pipelines.ml.features import feature_columns, pinned_version
 
 if TYPE_CHECKING:
@@ -120,8 +121,7 @@ def score(
         "medallion.features_version": str(pinned),
     }
     target = conf.predictions_table
-    for column, comment in settings.table(target).columns.items():  # documented from the first commit
-        scored = scored.withMetadata(column, {"comment": comment})
+    scored = with_comments(scored, settings.table(target).columns)  # documented from the first commit
     if lh.exists(target):
         result = lh.merge(scored, target, MergeSpec(keys=("flight_id",)), commit_info=commit)
     else:

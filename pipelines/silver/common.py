@@ -58,14 +58,15 @@ def with_cast_errors_renamed(df: DataFrame, fields: Mapping[str, str]) -> DataFr
     failed = F.lit(False)
     for raw, typed_name in fields.items():
         failed = failed | (F.col(typed_name).isNull() & ~is_missing(F.col(f"{SOURCE_RECORD}.{raw}")))
-    return (
-        df.withColumn(CAST_ERRORS, errors)
-        .withColumn(PARSE_FAILED, failed)
-        # A record bronze could not parse, or flagged (bytes that are not UTF-8): quarantined by well_formed.
-        .withColumn(
-            CORRUPT_RECORD,
-            F.coalesce(F.col(f"{SOURCE_RECORD}._corrupt_record"), F.col(f"{SOURCE_RECORD}._rescue_reason")),
-        )
+    return df.withColumns(
+        {
+            CAST_ERRORS: errors,
+            PARSE_FAILED: failed,
+            # A record bronze could not parse, or flagged (bytes that are not UTF-8): quarantined by well_formed.
+            CORRUPT_RECORD: F.coalesce(
+                F.col(f"{SOURCE_RECORD}._corrupt_record"), F.col(f"{SOURCE_RECORD}._rescue_reason")
+            ),
+        }
     )
 
 

@@ -94,38 +94,46 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
         "_ingested_at",
     )
     df = with_cast_errors(df, TYPES)
+    # Grouped projections (withColumns): each withColumn would re-analyse the whole wide plan.
     df = df.withColumn(
         "flight_date", F.try_make_timestamp_ntz("year", "month", "day", F.lit(0), F.lit(0), F.lit(0))
     )
     day_start = F.col("flight_date")
-    sched_dep = _at(day_start, hhmm_minutes(F.col("sched_dep_time")))
     sched_arr_same_day = _at(day_start, hhmm_minutes(F.col("sched_arr_time")))
     overnight = F.col("sched_arr_time") < F.col("sched_dep_time")
-    df = (
-        df.withColumn("sched_dep_local", sched_dep)
-        .withColumn(
-            "sched_arr_local",
-            F.when(overnight, F.timestamp_add("DAY", F.lit(1), sched_arr_same_day)).otherwise(
-                sched_arr_same_day
-            ),
-        )
-        .withColumn("dep_local", F.timestamp_add("MINUTE", F.col("dep_delay"), F.col("sched_dep_local")))
-        .withColumn("arr_local", F.timestamp_add("MINUTE", F.col("arr_delay"), F.col("sched_arr_local")))
+    df = df.withColumns(
+        {
+            "sched_dep_local": _at(day_start, hhmm_minutes(F.col("sched_dep_time"))),
+            "sched_arr_local": F.when(
+                overnight, F.timestamp_add("DAY", F.lit(1), sched_arr_same_day)
+            ).otherwise(sched_arr_same_day),
+        }
+    )
+    df = df.withColumns(
+        {
+            "dep_local": F.timestamp_add("MINUTE", F.col("dep_delay"), F.col("sched_dep_local")),
+            "arr_local": F.timestamp_add("MINUTE", F.col("arr_delay"), F.col("sched_arr_local")),
+        }
     )
     zones = zone_lookup(airports)
     df = df.join(F.broadcast(zones), F.col("dest") == F.col("__dest"), "left")
-    df = (
-        df.withColumn("sched_dep_utc", local_to_utc(F.col("sched_dep_local"), ORIGIN_ZONE))
-        .withColumn("dep_utc", local_to_utc(F.col("dep_local"), ORIGIN_ZONE))
-        .withColumn("sched_arr_utc", local_to_utc(F.col("sched_arr_local"), F.col("__dest_zone")))
-        .withColumn("arr_utc", local_to_utc(F.col("arr_local"), F.col("__dest_zone")))
-        .withColumn("time_hour", F.coalesce(F.col("time_hour"), F.date_trunc("HOUR", F.col("sched_dep_utc"))))
-        .withColumn("flight_date", F.to_date(F.col("flight_date")))
-        .withColumn("cancelled", F.col("dep_time").isNull())
-        .withColumn(
-            "flight_id",
-            F.concat_ws("-", F.date_format("flight_date", "yyyyMMdd"), "carrier", "flight", "origin"),
-        )
+    df = df.withColumns(
+        {
+            "sched_dep_utc": local_to_utc(F.col("sched_dep_local"), ORIGIN_ZONE),
+            "dep_utc": local_to_utc(F.col("dep_local"), ORIGIN_ZONE),
+            "sched_arr_utc": local_to_utc(F.col("sched_arr_local"), F.col("__dest_zone")),
+            "arr_utc": local_to_utc(F.col("arr_local"), F.col("__dest_zone")),
+            "cancelled": F.col("dep_time").isNull(),
+        }
+    )
+    df = df.withColumns(
+        {
+            "time_hour": F.coalesce(F.col("time_hour"), F.date_trunc("HOUR", F.col("sched_dep_utc"))),
+            "flight_date": F.to_date(F.col("flight_date")),
+            "flight_id": F.concat_ws(
+                "-", F.date_format(F.to_date(F.col("flight_date")), "yyyyMMdd"), "carrier", "flight", "origin"
+            ),
+        }
     )
     return df.drop("__dest", "__dest_zone", "hour", "minute")
 
