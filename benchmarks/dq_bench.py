@@ -94,7 +94,9 @@ def bench(factor: int, repeat: int) -> dict[str, float]:
         figures[f"silver_flights_{variant}_checks_s"] = best
         print(f"  silver.flights build, {variant:>4} checks: {best:6.1f} s", flush=True)
 
-    # Dataset checks alone (one aggregate over the transformed batch), as the runner runs them.
+    # Dataset checks alone: the one aggregate over the transformed batch that judges them all. (The runner
+    # folds them into the write pass; this is their cost as a pass of their own, as on the failure path.)
+    from pipelines.silver.common import SOURCE_RECORD
     from pipelines.silver.flights import transform
 
     conf = settings.table("silver.flights")
@@ -103,7 +105,8 @@ def bench(factor: int, repeat: int) -> dict[str, float]:
         batch = transform(lh.read("bronze.flights"), lh.read("silver.airports"))
         checks = TableChecks(lh, "silver.flights", conf, f"bench-ds-{i}")
         t0 = time.perf_counter()
-        checks.run_dataset_checks(batch)
+        outcomes = checks._aggregate_dataset_checks(batch.drop(SOURCE_RECORD))
+        assert outcomes, "silver.flights declares dataset checks"
         best = min(best, time.perf_counter() - t0)
     figures["dataset_checks_s"] = best
     print(f"  dataset checks alone (unique key, row count, freshness): {best:6.1f} s", flush=True)
