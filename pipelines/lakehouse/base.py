@@ -218,7 +218,7 @@ def conform(df: DataFrame, schema: StructType, name: str) -> DataFrame:
 
 def with_comments(df: DataFrame, comments: Mapping[str, str]) -> DataFrame:
     """``df`` with ``comments`` as its columns' comment metadata (columns it lacks are ignored), in one
-    projection: a ``withMetadata`` per column re-analyses the whole plan each time (a second a table)."""
+    projection rather than one ``withMetadata`` (a new plan to analyse) per column."""
     from pyspark.sql import functions as F
 
     wanted = {c: text for c, text in comments.items() if c in df.columns}

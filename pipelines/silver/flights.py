@@ -94,7 +94,7 @@ def type_flights(bronze: DataFrame, airports: DataFrame) -> DataFrame:
         "_ingested_at",
     )
     df = with_cast_errors(df, TYPES)
-    # Grouped projections (withColumns): each withColumn would re-analyse the whole wide plan.
+    # Grouped projections (withColumns): one plan per group of independent columns.
     df = df.withColumn(
         "flight_date", F.try_make_timestamp_ntz("year", "month", "day", F.lit(0), F.lit(0), F.lit(0))
     )
